@@ -1,0 +1,14 @@
+"""tis (Think in Safety): evaluate, build data for, and fine-tune multimodal reasoning models for safety."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "evaluate"]
+
+
+def __getattr__(name: str):
+    # The Python API mirrors `tis eval`; imported lazily so `import tis` stays light.
+    if name == "evaluate":
+        from tis.api import evaluate
+
+        return evaluate
+    raise AttributeError(name)

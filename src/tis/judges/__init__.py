@@ -1,0 +1,9 @@
+"""Judges, registered by name and imported only when used."""
+
+from __future__ import annotations
+
+from tis.registry import Registry
+
+JUDGES = Registry("judge")
+JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",
+                "baseline: whole-word, case-insensitive refusal phrases; refused / complied")

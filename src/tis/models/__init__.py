@@ -1,0 +1,16 @@
+"""Model backends, registered by name and imported only when used."""
+
+from __future__ import annotations
+
+from tis.registry import Registry
+
+MODELS = Registry("model backend")
+MODELS.register("openai", "tis.models.openai_compat:OpenAIBackend",
+                "any OpenAI-compatible chat endpoint (vLLM, SGLang, hosted APIs)")
+MODELS.register("hf", "tis.models.hf:HFBackend",
+                "a local transformers vision-language model (folder or hub id)")
+MODELS.register("demo", "tis.models.demo:DemoBackend",
+                "offline demo: Gemma-3-270M inside an untrained LLaVA vision tower. It cannot see "
+                "images; it exists to exercise the pipeline, not to measure safety")
+MODELS.register("replay", "tis.models.replay:ReplayBackend",
+                "replays stored completions from a JSONL file (no model calls)")

@@ -1,0 +1,53 @@
+"""The model backend interface. A model under test, a teacher and an LLM judge are all backends."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from tis.types import Frozen, ModelOutput, Sample
+
+
+class GenerationParams(Frozen):
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    seed: int | None = 0
+    n: int = 1  # completions per sample; each becomes its own sample_index
+
+    def identity(self) -> dict[str, Any]:
+        """The parameters that change what a single completion is (n does not)."""
+        return self.model_dump(exclude={"n"})
+
+
+class ModelBackend(ABC):
+    """Turns samples into completions.
+
+    `generate` takes a batch of at most `batch_size` samples and returns, for each, `params.n`
+    outputs. It raises `ModelError(retryable=True)` for transient failures (429, 5xx, timeouts,
+    dropped connections), `FatalModelError` for what no retry fixes (401, unknown model).
+    """
+
+    #: how many samples one `generate` call takes (local backends batch; HTTP ones do not)
+    batch_size: int = 1
+    #: how many `generate` calls may run at once (None: the runner's --concurrency decides)
+    max_concurrency: int | None = None
+
+    @property
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """What identifies the model for caching: never a secret, never a replica's URL."""
+
+    async def start(self) -> None:
+        """Check the model is usable before any sample is sent (server reachable, folder loads)."""
+
+    @abstractmethod
+    async def generate(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
+        ...
+
+    async def close(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for the run manifest (no secrets)."""
+        return dict(self.identity)
