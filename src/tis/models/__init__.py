@@ -12,5 +12,3 @@ MODELS.register("hf", "tis.models.hf:HFBackend",
 MODELS.register("demo", "tis.models.demo:DemoBackend",
                 "offline demo: Gemma-3-270M inside an untrained LLaVA vision tower. It cannot see "
                 "images; it exists to exercise the pipeline, not to measure safety")
-MODELS.register("replay", "tis.models.replay:ReplayBackend",
-                "replays stored completions from a JSONL file (no model calls)")

@@ -1,0 +1,204 @@
+"""The Python API: `evaluate(...)` does what `tis eval` does and returns the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tis
+from tis.benchmarks.base import Benchmark, Problem
+from tis.config import EvalConfig, make_config
+from tis.errors import ConfigError
+from tis.judges.base import Judge, target_text
+from tis.models.base import GenerationParams, ModelBackend
+from tis.store import RunStore, verdict_key, write_manifest
+from tis.types import SampleResult, content_hash
+
+DEFAULT_MAX_TOKENS = 4096  # long enough for most thoughts; profiles and --max-tokens override it
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    stats: dict[str, Any]
+    summary: dict[str, Any]
+    markdown: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return self.stats["failed"]
+
+
+def build_benchmark(cfg: EvalConfig) -> Benchmark:
+    from tis.benchmarks import BENCHMARKS
+
+    return BENCHMARKS.load(cfg.benchmark)(cfg.data, cfg.options)
+
+
+def build_backend(cfg: EvalConfig) -> ModelBackend:
+    from tis.models import MODELS
+
+    kind, _, arg = cfg.model.partition(":")
+    cls = MODELS.load(kind)
+    if kind == "openai":
+        if not arg:
+            raise ConfigError("--model openai:NAME needs the served model's name after the colon")
+        if not cfg.base_url:
+            raise ConfigError("--model openai:... needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        return cls(model=arg, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout_s=cfg.timeout_s)
+    if cfg.base_url or cfg.api_key_env:
+        raise ConfigError(f"--base-url and --api-key-env apply to openai:... models, not '{cfg.model}'")
+    local = {"device": cfg.device, "dtype": cfg.dtype}
+    if cfg.batch_size:
+        local["batch_size"] = cfg.batch_size
+    if kind == "hf":
+        if not arg:
+            raise ConfigError("--model hf:PATH needs a model folder or hub id after the colon")
+        return cls(model=arg, **local)
+    if kind == "demo":
+        if arg:
+            raise ConfigError("--model demo takes no argument")
+        return cls(**local)
+    return cls(arg) if arg else cls()
+
+
+def build_judge(spec: str) -> Judge:
+    from tis.judges import JUDGES
+
+    name, _, arg = spec.partition(":")
+    cls = JUDGES.load(name)
+    return cls(arg) if arg else cls()
+
+
+def default_max_tokens(backend: ModelBackend) -> int:
+    return getattr(backend, "default_max_tokens", DEFAULT_MAX_TOKENS)
+
+
+def run_name(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: GenerationParams) -> str:
+    digest = content_hash({"model": backend.identity, "benchmark": bench.describe(), "params": params.identity(),
+                           "n": params.n, "limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed})
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.model.split(":", 1)[-1].rstrip("/").split("/")[-1] or cfg.model)
+    return f"{bench.name}-{model}-{digest[:8]}"
+
+
+def evaluate(config: EvalConfig | None = None, **kwargs: Any) -> RunOutcome:
+    """Run (or resume) an evaluation. Keyword arguments are EvalConfig fields."""
+    cfg = config if config is not None else make_config(**kwargs)
+    return asyncio.run(evaluate_async(cfg))
+
+
+async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
+    from tis.benchmarks.select import select
+    from tis.runner import Runner, hash_images
+
+    bench = build_benchmark(cfg)
+    judges = [build_judge(spec) for spec in cfg.judges]
+    if len({j.id for j in judges}) != len(judges):
+        raise ConfigError(f"--judge given twice for the same judge: {', '.join(cfg.judges)}")
+    backend = build_backend(cfg)
+    params = GenerationParams(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, n=cfg.n,
+                              max_tokens=cfg.max_tokens or default_max_tokens(backend))
+
+    # The whole set is read (and every problem found) before any model is called.
+    problems: list[Problem] = []
+    samples = select(bench.samples(skip_bad=cfg.skip_bad, problems=problems), limit=cfg.limit,
+                     sample=cfg.sample, seed=cfg.sample_seed)
+    if not samples:
+        raise ConfigError(f"benchmark '{bench.name}' gave no samples with these options")
+    samples = hash_images(samples)
+
+    run_dir = Path(cfg.out) / (cfg.name or run_name(cfg, backend, bench, params))
+    store = RunStore(run_dir)
+    try:
+        store.put_samples(samples)
+        manifest = {
+            "tis_version": tis.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv) if os.path.basename(sys.argv[0]) == "tis" else None,
+            "model": {"spec": cfg.model, **backend.describe()},
+            "benchmark": bench.describe(),
+            "judges": [{"spec": spec, "id": j.id} for spec, j in zip(cfg.judges, judges)],
+            "generation": params.model_dump(),
+            "thought_format": cfg.thought_format,
+            "selection": {"limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed,
+                          "samples": len(samples), "skipped_bad": len(problems)},
+            "runner": {"concurrency": cfg.concurrency, "max_retries": cfg.max_retries, "timeout_s": cfg.timeout_s},
+        }
+        write_manifest(run_dir, manifest)
+        runner = Runner(store, backend, judges, params, thought_format=cfg.thought_format,
+                        concurrency=cfg.concurrency, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s,
+                        progress=cfg.progress)
+        try:
+            stats = await runner.run(samples)
+        finally:
+            # what finished is written out even when the run stops early
+            results = collect_results(store, runner, samples, judges)
+            write_outputs(run_dir, results, manifest, runner.stats, problems)
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        manifest["stats"] = stats.as_dict()
+        write_manifest(run_dir, manifest)
+        return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary,
+                          markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), problems=problems)
+    finally:
+        store.close()
+
+
+def collect_results(store: RunStore, runner, samples, judges: list[Judge]) -> list[SampleResult]:
+    keys = {s.id: runner.keys_for(s) for s in samples}
+    gens = store.generations(k for ks in keys.values() for k in ks)
+    wanted: dict[str, str] = {}  # verdict key -> generation key
+    for rec in gens.values():
+        for j in judges:
+            for target in j.targets:
+                wanted[verdict_key(rec.key, j.identity, target, target_text(rec.generation, target))] = rec.key
+    by_gen: dict[str, list] = {}
+    for vk, vrec in store.verdicts(wanted).items():
+        by_gen.setdefault(vrec.generation_key, []).append(vrec.verdict)
+    results = []
+    for s in samples:
+        for idx, key in enumerate(keys[s.id]):
+            if key in gens:
+                results.append(SampleResult(sample=s, sample_index=idx, generation_key=key,
+                                            generation=gens[key].generation,
+                                            verdicts=tuple(sorted(by_gen.get(key, []), key=lambda v: (v.judge, v.target)))))
+    return results
+
+
+def result_line(r: SampleResult) -> dict[str, Any]:
+    g = r.generation
+    verdicts: dict[str, dict] = {}
+    for v in r.verdicts:
+        verdicts.setdefault(v.judge, {})[v.target] = v.model_dump(exclude={"judge", "target"}, exclude_none=True)
+    return {
+        "sample_id": r.sample.id, "benchmark": r.sample.benchmark, "category": r.sample.category,
+        "group": r.sample.group, "sample_index": r.sample_index, "generation_key": r.generation_key,
+        "prompt": r.sample.text, "images": [{"path": im.path, "sha256": im.sha256} for im in r.sample.images],
+        "status": g.status, "error": g.error, "thought": g.thought, "answer": g.answer,
+        "split_source": g.split_source, "truncated": g.truncated, "finish_reason": g.finish_reason,
+        "usage": g.usage.model_dump() if g.usage else None, "latency_s": g.latency_s, "verdicts": verdicts,
+    }
+
+
+def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, stats, problems: list[Problem]) -> None:
+    from tis.metrics import markdown_summary, summarize
+
+    def atomic(name: str, text: str) -> None:
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(run_dir / name)
+
+    atomic("results.jsonl", "".join(json.dumps(result_line(r), ensure_ascii=False) + "\n" for r in results))
+    benchmarks = summarize(results, {manifest["benchmark"]["name"]: manifest["benchmark"]["group"]})
+    summary = {"run": {k: manifest[k] for k in ("tis_version", "model", "benchmark", "judges", "generation",
+                                                 "thought_format", "selection")},
+               "stats": stats.as_dict(), "skipped": [str(p) for p in problems], "benchmarks": benchmarks}
+    atomic("summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    atomic("summary.md", markdown_summary(benchmarks))
