@@ -97,7 +97,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs: Any) -> RunOutcome:
 
 async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     from tis.benchmarks.select import select
-    from tis.runner import Runner, hash_images
+    from tis.runner import Runner, prepare_images
 
     bench = build_benchmark(cfg)
     judges = [build_judge(spec) for spec in cfg.judges]
@@ -111,9 +111,9 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     problems: list[Problem] = []
     samples = select(bench.samples(skip_bad=cfg.skip_bad, problems=problems), limit=cfg.limit,
                      sample=cfg.sample, seed=cfg.sample_seed)
+    samples = prepare_images(samples, skip_bad=cfg.skip_bad, problems=problems)
     if not samples:
-        raise ConfigError(f"benchmark '{bench.name}' gave no samples with these options")
-    samples = hash_images(samples)
+        raise ConfigError(f"benchmark '{bench.name}' gave no usable samples with these options")
 
     run_dir = Path(cfg.out) / (cfg.name or run_name(cfg, backend, bench, params))
     store = RunStore(run_dir)

@@ -58,28 +58,50 @@ class _Pending:
     keys: list[str]
 
 
-def hash_images(samples: Sequence[Sample]) -> list[Sample]:
-    """Fill in each image's sha256 (each file read once, however many samples share it)."""
-    cache: dict[str, ImagePart] = {}
+def prepare_images(samples: Sequence[Sample], *, skip_bad: bool = False,
+                   problems: list | None = None) -> list[Sample]:
+    """Hash every image (each file read once, however many samples share it) and check it opens.
+
+    Runs before any model call, so an unreadable image stops the run up front (or, with
+    `skip_bad`, drops that sample into `problems`, counted and listed).
+    """
+    from tis.benchmarks.base import Problem
+    from tis.errors import DataError
+
+    cache: dict[str, ImagePart | str] = {}  # path -> hashed part, or the reason it is unusable
     out = []
     for s in samples:
-        if all(p.type == "text" or p.sha256 for p in s.content):
-            out.append(s)
-            continue
-        parts = []
+        parts, bad = [], None
         for p in s.content:
-            if p.type == "image" and not p.sha256:
+            if p.type == "image":
                 if p.path not in cache:
-                    try:
-                        cache[p.path] = p.with_hash()
-                    except OSError as exc:
-                        from tis.errors import DataError
-
-                        raise DataError(f"{s.benchmark}: sample {s.id}: cannot read image {p.path}: {exc.strerror}") from None
+                    cache[p.path] = _check_image(p)
+                if isinstance(cache[p.path], str):
+                    bad = Problem(file=p.path, record=f"sample {s.id}", message=cache[p.path])
+                    break
                 p = cache[p.path]
             parts.append(p)
-        out.append(s.model_copy(update={"content": tuple(parts)}))
+        if bad is not None:
+            if not skip_bad:
+                raise DataError(f"{s.benchmark}: {bad} (pass --skip-bad to skip such samples and count them)")
+            if problems is not None:
+                problems.append(bad)
+            continue
+        out.append(s if tuple(parts) == s.content else s.model_copy(update={"content": tuple(parts)}))
     return out
+
+
+def _check_image(part: ImagePart) -> ImagePart | str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(part.path) as im:
+            im.verify()
+        return part.with_hash()
+    except FileNotFoundError:
+        return "image file is missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"image does not open ({type(exc).__name__}: {exc})"
 
 
 class Runner:

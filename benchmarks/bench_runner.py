@@ -1,0 +1,96 @@
+"""Harness throughput against a loopback OpenAI-compatible server with a fixed latency.
+
+    .venv/bin/python benchmarks/bench_runner.py [--samples 2000] [--concurrency 64] [--latency 0.2]
+
+Prints: achieved throughput as a fraction of the ideal (concurrency / latency), the harness's CPU
+time per sample (this process only: the server runs in its own process), its peak memory, and the
+wall time of re-running the finished run with the `tis` command (which must make no model call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the loopback server did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--latency", type=float, default=0.2)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tis-bench-"))
+    data = work / "prompts.jsonl"
+    with data.open("w") as f:
+        for i in range(args.samples):
+            f.write(json.dumps({"id": f"p{i}", "prompt": f"Benchmark prompt number {i}: explain step {i % 7}.",
+                                "images": [], "category": f"c{i % 10}"}) + "\n")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tis.testing.openai_server", "--port", str(port),
+                               "--latency", str(args.latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port)
+        import tis
+
+        argv = dict(model="openai:bench", base_url=[f"http://127.0.0.1:{port}/v1"], benchmark="custom",
+                    data=str(data), concurrency=args.concurrency, out=str(work / "runs"), name="bench",
+                    progress=False, max_tokens=64)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        outcome = tis.evaluate(**argv)
+        wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        ideal = args.concurrency / args.latency
+        achieved = args.samples / wall
+        assert outcome.stats["generated"] == args.samples, outcome.stats
+
+        tis_cmd = str(Path(sys.executable).with_name("tis"))
+        t1 = time.perf_counter()
+        rerun = subprocess.run([tis_cmd, "eval", "--model", "openai:bench", "--base-url", f"http://127.0.0.1:{port}/v1",
+                                "--benchmark", "custom", "--data", str(data), "--concurrency", str(args.concurrency),
+                                "--out", str(work / "runs"), "--name", "bench", "--no-progress", "--max-tokens", "64"],
+                               capture_output=True, text=True)
+        rerun_wall = time.perf_counter() - t1
+        made_calls = "0 model calls" not in rerun.stderr.replace("\n", " ")
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(f"samples {args.samples}, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms")
+    print(f"wall time (generate + judge + store + outputs): {wall:.2f} s")
+    print(f"throughput: {achieved:.1f} samples/s of ideal {ideal:.1f} -> {100 * achieved / ideal:.1f}% of ideal")
+    print(f"harness CPU time: {cpu:.2f} s total, {1000 * cpu / args.samples:.2f} ms per sample")
+    print(f"peak memory (max RSS) of the harness process: {cpu1.ru_maxrss / 1024:.0f} MiB")
+    print(f"re-run of the finished run with `tis eval`: {rerun_wall:.2f} s, exit {rerun.returncode}, "
+          f"model calls made: {'yes' if made_calls else 'none'}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TIS_CACHE_DIR", tempfile.mkdtemp(prefix="tis-bench-cache-"))
+    main()
