@@ -191,10 +191,14 @@ class OpenAIBackend(ModelBackend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model}
+        # extra_body can change what the model writes (e.g. enable_thinking), so it is part of it
+        ident: dict[str, Any] = {"backend": "openai", "model": self.model}
+        if self.extra_body:
+            ident["extra_body"] = self.extra_body
+        return ident
 
     def describe(self) -> dict[str, Any]:
-        return {**self.identity, "base_urls": list(self.base_urls), "api_key_env": self.api_key_env,
+        return {"backend": "openai", "model": self.model, "base_urls": list(self.base_urls), "api_key_env": self.api_key_env,
                 "timeout_s": self.timeout_s, "extra_body": self.extra_body}
 
     # -- session --------------------------------------------------------------------------------
