@@ -89,6 +89,10 @@ def run_name(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: G
     return f"{bench.name}-{model}-{digest[:8]}"
 
 
+def _first(*values):
+    return next(v for v in values if v is not None)
+
+
 def evaluate(config: EvalConfig | None = None, **kwargs: Any) -> RunOutcome:
     """Run (or resume) an evaluation. Keyword arguments are EvalConfig fields."""
     cfg = config if config is not None else make_config(**kwargs)
@@ -104,8 +108,22 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     if len({j.id for j in judges}) != len(judges):
         raise ConfigError(f"--judge given twice for the same judge: {', '.join(cfg.judges)}")
     backend = build_backend(cfg)
-    params = GenerationParams(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, n=cfg.n,
-                              max_tokens=cfg.max_tokens or default_max_tokens(backend))
+    profile = None
+    if cfg.profile:
+        from tis.profiles import get_profile
+
+        profile = get_profile(cfg.profile, cfg.profile_files)
+    # explicit option > the model profile's recommendation > the backend's default
+    params = GenerationParams(
+        temperature=_first(cfg.temperature, profile and profile.temperature, 0.0),
+        top_p=_first(cfg.top_p, profile and profile.top_p, 1.0), seed=cfg.seed, n=cfg.n,
+        max_tokens=_first(cfg.max_tokens, profile and profile.max_tokens, default_max_tokens(backend)))
+    thought_format = _first(cfg.thought_format, profile and profile.thought_format, "auto")
+    if not isinstance(thought_format, str):
+        thought_format = thought_format.name
+    from tis.reasoning import get_format
+
+    get_format(thought_format)  # an unknown format is a usage error before anything runs
 
     # The whole set is read (and every problem found) before any model is called.
     problems: list[Problem] = []
@@ -127,20 +145,22 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
             "benchmark": bench.describe(),
             "judges": [{"spec": spec, "id": j.id} for spec, j in zip(cfg.judges, judges)],
             "generation": params.model_dump(),
-            "thought_format": cfg.thought_format,
+            "thought_format": thought_format,
+            "profile": profile.name if profile else None,
+            "base_profile": profile.base if profile else None,
             "selection": {"limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed,
                           "samples": len(samples), "skipped_bad": len(problems)},
             "runner": {"concurrency": cfg.concurrency, "max_retries": cfg.max_retries, "timeout_s": cfg.timeout_s},
         }
         write_manifest(run_dir, manifest)
-        runner = Runner(store, backend, judges, params, thought_format=cfg.thought_format,
+        runner = Runner(store, backend, judges, params, thought_format=thought_format,
                         concurrency=cfg.concurrency, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s,
                         progress=cfg.progress)
         try:
             stats = await runner.run(samples)
         finally:
             # what finished is written out even when the run stops early
-            results = collect_results(store, runner, samples, judges)
+            results = collect_results(store, {s.id: runner.keys_for(s) for s in samples}, samples, judges)
             write_outputs(run_dir, results, manifest, runner.stats, problems)
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         manifest["stats"] = stats.as_dict()
@@ -151,8 +171,49 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
         store.close()
 
 
-def collect_results(store: RunStore, runner, samples, judges: list[Judge]) -> list[SampleResult]:
-    keys = {s.id: runner.keys_for(s) for s in samples}
+def rejudge(run_dir: str | Path, judges: list[str], *, progress: bool = True) -> RunOutcome:
+    """Judge a finished run's stored generations with more (or changed) judges: no model calls."""
+    return asyncio.run(_rejudge(Path(run_dir), judges, progress))
+
+
+async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> RunOutcome:
+    from tis.runner import Runner
+    from tis.store import read_manifest
+
+    manifest = read_manifest(run_dir)
+    results_file = run_dir / "results.jsonl"
+    if not results_file.is_file():
+        raise ConfigError(f"{run_dir} has no results.jsonl: finish the run with `tis eval` first")
+    keys: dict[str, list[str]] = {}
+    for line in results_file.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        keys.setdefault(row["sample_id"], []).append(row["generation_key"])
+    specs = {}
+    for spec in [j["spec"] for j in manifest["judges"]] + list(judge_specs):
+        judge = build_judge(spec)
+        specs[judge.id] = (spec, judge)  # a later spec for the same judge id replaces the earlier one
+    judges = [j for _, j in specs.values()]
+    store = RunStore(run_dir)
+    try:
+        samples = [s for sid, s in store.samples().items() if sid in keys]
+        order = {sid: i for i, sid in enumerate(keys)}
+        samples.sort(key=lambda s: order[s.id])
+        runner = Runner(store, None, judges, GenerationParams(**manifest["generation"]),
+                        thought_format=manifest["thought_format"], progress=progress)
+        stats = await runner.judge_stored(samples, [k for ks in keys.values() for k in ks])
+        manifest["judges"] = [{"spec": spec, "id": j.id} for spec, j in specs.values()]
+        results = collect_results(store, keys, samples, judges)
+        write_outputs(run_dir, results, manifest, stats, [])
+        write_manifest(run_dir, manifest)
+    finally:
+        store.close()
+    return RunOutcome(run_dir=run_dir, stats=stats.as_dict(),
+                      summary=json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
+                      markdown=(run_dir / "summary.md").read_text(encoding="utf-8"))
+
+
+def collect_results(store: RunStore, keys: dict[str, list[str]], samples, judges: list[Judge]) -> list[SampleResult]:
+    """The run's completions (by generation key) with the verdicts of `judges` on them."""
     gens = store.generations(k for ks in keys.values() for k in ks)
     wanted: dict[str, str] = {}  # verdict key -> generation key
     for rec in gens.values():
@@ -164,7 +225,7 @@ def collect_results(store: RunStore, runner, samples, judges: list[Judge]) -> li
         by_gen.setdefault(vrec.generation_key, []).append(vrec.verdict)
     results = []
     for s in samples:
-        for idx, key in enumerate(keys[s.id]):
+        for idx, key in enumerate(keys.get(s.id, [])):
             if key in gens:
                 results.append(SampleResult(sample=s, sample_index=idx, generation_key=key,
                                             generation=gens[key].generation,

@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TisError as exc:
         print(f"tis: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = None
+        return 0
     except KeyboardInterrupt:
         print("tis: interrupted; everything finished so far is stored: re-run the same command to resume",
               file=sys.stderr)

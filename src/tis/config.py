@@ -21,8 +21,9 @@ class EvalConfig(BaseModel):
     dtype: str = "auto"
     batch_size: int | None = Field(None, ge=1)
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
-    thought_format: str = "auto"
+    thought_format: str | None = Field(None, description="[auto, or the profile's]")
     profile: str | None = None
+    profile_files: list[str] = Field(default_factory=list, description="extra profile TOML files")
     # benchmark
     benchmark: str = "safebench-tiny"
     data: str | None = None
@@ -32,8 +33,8 @@ class EvalConfig(BaseModel):
     sample_seed: int = 0
     skip_bad: bool = False
     # generation
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     seed: int | None = 0
     n: int = Field(1, ge=1)

@@ -105,7 +105,7 @@ def _check_image(part: ImagePart) -> ImagePart | str:
 
 
 class Runner:
-    def __init__(self, store: RunStore, backend: ModelBackend, judges: Sequence[Judge], params: GenerationParams,
+    def __init__(self, store: RunStore, backend: ModelBackend | None, judges: Sequence[Judge], params: GenerationParams,
                  *, thought_format: str = "auto", concurrency: int = 16, max_retries: int = 5,
                  backoff_s: float = 1.0, progress: bool = True):
         self.store = store
@@ -113,7 +113,8 @@ class Runner:
         self.judges = list(judges)
         self.params = params
         self.thought_format = thought_format
-        self.concurrency = min(concurrency, backend.max_concurrency or concurrency)
+        limit = backend.max_concurrency if backend is not None else None
+        self.concurrency = min(concurrency, limit or concurrency)
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.show_progress = progress
@@ -126,25 +127,33 @@ class Runner:
 
     # the run ------------------------------------------------------------------------------
     async def run(self, samples: Sequence[Sample]) -> RunStats:
-        started = time.perf_counter()
-        stats = self.stats
+        """Generate what is missing for `samples`, judge what is unjudged."""
         all_keys = {s.id: self.keys_for(s) for s in samples}
         stored = self.store.generations(k for ks in all_keys.values() for k in ks)
-        self._done_verdicts = self.store_done_verdicts()
-
         pending: list[_Pending] = []
         ready: list[GenerationRecord] = []
         for s in samples:
             missing = [i for i, k in enumerate(all_keys[s.id]) if k not in stored or stored[k].generation.status != "ok"]
-            for i, k in enumerate(all_keys[s.id]):
-                if i not in missing:
-                    ready.append(self._resplit(stored[k]))
+            ready.extend(stored[k] for i, k in enumerate(all_keys[s.id]) if i not in missing)
             if missing:
                 pending.append(_Pending(s, missing, [all_keys[s.id][i] for i in missing]))
-        stats.generations_total = sum(len(ks) for ks in all_keys.values())
-        stats.generations_reused = len(ready)
-        self._samples = {s.id: s for s in samples}
+        self.stats.generations_total = sum(len(ks) for ks in all_keys.values())
+        return await self._pipeline(samples, ready, pending)
 
+    async def judge_stored(self, samples: Sequence[Sample], keys: Sequence[str]) -> RunStats:
+        """Judge stored generations only (re-judging a finished run): no model call at all."""
+        stored = self.store.generations(keys)
+        ready = [stored[k] for k in keys if k in stored and stored[k].generation.status == "ok"]
+        self.stats.generations_total = len(keys)
+        return await self._pipeline(samples, ready, [])
+
+    async def _pipeline(self, samples: Sequence[Sample], ready: list[GenerationRecord],
+                        pending: list[_Pending]) -> RunStats:
+        started = time.perf_counter()
+        self._done_verdicts = self.store_done_verdicts()
+        self._samples = {s.id: s for s in samples}
+        ready = [self._resplit(r) for r in ready]
+        self.stats.generations_reused = len(ready)
         self.judge_queue: asyncio.Queue = asyncio.Queue()
         self._judge_limits = {j.id: asyncio.Semaphore(j.max_concurrency) for j in self.judges}
         for j in self.judges:
@@ -169,9 +178,10 @@ class Runner:
                 await asyncio.gather(*judge_workers, return_exceptions=True)
                 for j in self.judges:
                     await j.close()
-                await self.backend.close()
-        stats.wall_s = time.perf_counter() - started
-        return stats
+                if self.backend is not None:
+                    await self.backend.close()
+        self.stats.wall_s = time.perf_counter() - started
+        return self.stats
 
     def store_done_verdicts(self) -> set[str]:
         return {k for (k,) in self.store.db.execute("SELECT key FROM verdicts WHERE status != 'failed'")}

@@ -21,8 +21,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--dtype", help="hf/demo: auto | float32 | bfloat16 | float16")
     m.add_argument("--batch-size", type=int, help="hf/demo: samples per generate call")
     m.add_argument("--timeout", dest="timeout_s", type=float, help="per-request timeout in seconds [120]")
+    m.add_argument("--profile", help="a model profile (tis models list): thought format, sampling, base model")
+    m.add_argument("--profiles", dest="profile_files", action="append", default=None, metavar="FILE",
+                   help="a TOML file of extra or changed model profiles; repeatable")
     m.add_argument("--thought-format", help="how to split thought from answer: auto | r1 | r1_prefilled | kimi | "
-                   "llava_cot | mulberry | plain | none  [auto]")
+                   "llava_cot | mulberry | plain | none  [the profile's, else auto]")
     b = p.add_argument_group("benchmark")
     b.add_argument("--benchmark", "-b", help="benchmark name (tis benchmarks list) [safebench-tiny]")
     b.add_argument("--data", help="the benchmark's data folder or file, as published")
@@ -51,11 +54,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.set_defaults(func=run)
 
+    jp = sub.add_parser("judge", help="judge a finished run again with more or other judges (no model calls)",
+                        description="Reuses the run's stored generations and only calls the judges; verdicts "
+                                    "are stored under each judge's id beside the existing ones.")
+    jp.add_argument("run_dir", metavar="RUN")
+    jp.add_argument("--judge", dest="judges", action="append", required=True, metavar="SPEC")
+    jp.add_argument("--no-progress", dest="progress", action="store_false", default=True)
+    jp.set_defaults(func=run_judge)
+
 
 def run(args: argparse.Namespace) -> int:
     from tis.api import evaluate
     from tis.config import load_config_file, make_config
-    from tis.console import console
 
     settings = load_config_file(args.config) if args.config else {}
     given = {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command", "config")}
@@ -65,6 +75,18 @@ def run(args: argparse.Namespace) -> int:
         given["options"] = {**settings.get("options", {}), **parse_options(given["options"])}
     cfg = make_config(**{**settings, **given})
     outcome = evaluate(cfg)
+    return report(outcome)
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from tis.api import rejudge
+
+    return report(rejudge(args.run_dir, args.judges, progress=args.progress))
+
+
+def report(outcome) -> int:
+    from tis.console import console
+
     print(outcome.markdown)
     s = outcome.stats
     console.print(
