@@ -1,0 +1,338 @@
+"""A local transformers vision-language model: `AutoModelForImageTextToText` + `AutoProcessor`.
+
+torch and transformers are imported inside the methods, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from tis.errors import ConfigError, ModelError
+from tis.models.base import GenerationParams, ModelBackend
+from tis.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+
+#: files whose names and sizes identify a model folder (weights, configs, tokenizer)
+_FINGERPRINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".jinja")
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def folder_fingerprint(folder: str | Path) -> str:
+    """A short hash of a model folder's weight/config file names and sizes.
+
+    Cheap (no file is read) and enough to tell a different model put at the same path.
+    """
+    folder = Path(folder)
+    entries = []
+    for f in sorted(folder.rglob("*")):
+        if f.suffix in _FINGERPRINT_SUFFIXES and f.is_file():
+            entries.append(f"{f.relative_to(folder).as_posix()}:{f.stat().st_size}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+
+
+def _looks_like_path(model: str) -> bool:
+    # hub ids are "name" or "org/name"; anything else is meant as a folder
+    return (
+        model.startswith(("/", ".", "~"))
+        or "\\" in model
+        or model.count("/") > 1
+        or (os.sep != "/" and os.sep in model)
+    )
+
+
+class HFBackend(ModelBackend):
+    """A vision-language model run locally with transformers, batched with left padding."""
+
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 4,
+        device_map: str | None = None,
+        trust_remote_code: bool = False,
+    ):
+        if dtype not in _DTYPES:
+            raise ConfigError(f"hf backend: dtype '{dtype}' is not one of {', '.join(_DTYPES)}.")
+        if batch_size < 1:
+            raise ConfigError(f"hf backend: batch_size must be at least 1, not {batch_size}.")
+        self.model_name = model
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.device_map = device_map
+        self.trust_remote_code = trust_remote_code
+        self._folder: Path | None = None  # set for local folders
+        local = Path(model).expanduser()
+        if local.exists() or _looks_like_path(model):
+            self._folder = local.resolve()
+        self._model: Any = None
+        self._processor: Any = None
+        self._fingerprint: str | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "hf", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.identity, "device": self.device, "dtype": self.dtype, "batch_size": self.batch_size}
+
+    def _model_ref(self) -> str:
+        return str(self._folder) if self._folder is not None else self.model_name
+
+    def _get_fingerprint(self) -> str | None:
+        if self._fingerprint is None:
+            folder = self._folder if self._folder is not None else self._hub_snapshot()
+            if folder is not None and folder.is_dir():
+                self._fingerprint = folder_fingerprint(folder)
+        return self._fingerprint
+
+    def _hub_snapshot(self) -> Path | None:
+        """The cached snapshot folder of a hub id (its path holds the commit), if downloaded."""
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        found = try_to_load_from_cache(self.model_name, "config.json")
+        return Path(found).parent if isinstance(found, str) else None
+
+    # -- loading ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._model is None:
+            await asyncio.to_thread(self._load)
+
+    def _source(self) -> str:
+        if self._folder is None:
+            return self.model_name
+        if not self._folder.exists():
+            raise ConfigError(f"model folder '{self._folder}' does not exist; pass an existing folder or a hub id.")
+        if not self._folder.is_dir():
+            raise ConfigError(f"model '{self._folder}' is a file, not a model folder; pass the folder that holds config.json.")
+        if not (self._folder / "config.json").is_file():
+            raise ConfigError(
+                f"model folder '{self._folder}' has no config.json; pass a folder saved with save_pretrained "
+                "(config, weights, processor)."
+            )
+        return str(self._folder)
+
+    def _resolve_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def _resolve_dtype(self, device: str) -> Any:
+        import torch
+
+        if self.dtype == "auto":
+            # half precision is slow on most CPUs: compute in float32 there
+            return "auto" if device.startswith("cuda") or self.device_map else torch.float32
+        return getattr(torch, self.dtype)
+
+    def _load(self) -> None:
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # tis draws its own progress; per-tensor bars only add noise
+
+        source = self._source()
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the config of model '{self._model_ref()}': {_one_line(exc)}") from exc
+        model_type = getattr(config, "model_type", None)
+        remote = self.trust_remote_code and "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
+        if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not remote:
+            archs = ", ".join(getattr(config, "architectures", None) or []) or "unknown"
+            raise ConfigError(
+                f"model '{self._model_ref()}' is {archs} (model_type '{model_type}'), which "
+                "AutoModelForImageTextToText does not support: the hf backend runs vision-language models. "
+                f"Supported model types: {', '.join(sorted(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES))}."
+            )
+
+        device = self._resolve_device()
+        kwargs: dict[str, Any] = {"dtype": self._resolve_dtype(device), "trust_remote_code": self.trust_remote_code}
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+        try:
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        except OSError as exc:
+            raise ConfigError(f"cannot load model '{self._model_ref()}': {_one_line(exc)}") from exc
+        if not self.device_map:
+            model.to(device)
+        model.eval()
+
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is None or not getattr(processor, "chat_template", None):
+            raise ConfigError(
+                f"model '{self._model_ref()}' has no processor with a chat template; the hf backend needs one "
+                "to build prompts (save it with processor.save_pretrained, or add chat_template.jinja)."
+            )
+        tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+        self._processor = processor
+        self._model = model
+        self._eos_ids = _eos_ids(model, tokenizer)
+        self._skip_ids = self._special_ids(tokenizer, processor)
+
+    def _special_ids(self, tokenizer: Any, processor: Any) -> set[int]:
+        # only true special tokens are dropped; added tokens such as <think> stay in the text
+        ids = set(self._eos_ids)
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "cls_token_id",
+                     "sep_token_id", "mask_token_id"):
+            value = getattr(tokenizer, name, None)
+            if isinstance(value, int):
+                ids.add(value)
+        for name in ("image_token_id", "video_token_id"):
+            value = getattr(processor, name, None)
+            if isinstance(value, int):
+                ids.add(value)
+        return ids
+
+    async def close(self) -> None:
+        on_cuda = self._model is not None and str(getattr(self._model, "device", "")).startswith("cuda")
+        self._model = None
+        self._processor = None
+        gc.collect()
+        if on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- generation -------------------------------------------------------------------------
+
+    async def generate(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
+        if not samples:
+            return []
+        if self._model is None:
+            await self.start()
+        return await asyncio.to_thread(self._generate_sync, samples, params)
+
+    def _generate_sync(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
+        import torch
+
+        if params.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, not {params.max_tokens}.")
+        processor, model = self._processor, self._model
+        texts, images = [], []
+        for sample in samples:
+            messages = sample_messages(sample)
+            texts.append(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+            images.extend(open_image(part) for part in sample.images)
+        bos = processor.tokenizer.bos_token
+        # a template that writes the BOS itself must not get a second one from the tokenizer
+        has_bos = bool(bos) and all(t.startswith(bos) for t in texts)
+        inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt",
+                           add_special_tokens=not has_bos)
+        inputs = {
+            k: (v.to(model.device, dtype=model.dtype) if v.is_floating_point() else v.to(model.device))
+            for k, v in inputs.items() if hasattr(v, "to")
+        }
+
+        sampling = params.temperature > 0
+        # greedy decoding gives n identical completions: decode once and repeat it
+        n_run = params.n if sampling else 1
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "do_sample": sampling,
+            "num_return_sequences": n_run,
+            "pad_token_id": processor.tokenizer.pad_token_id,
+        }
+        if sampling:
+            gen_kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        try:
+            with torch.inference_mode():
+                sequences = model.generate(**inputs, **gen_kwargs)
+        except torch.OutOfMemoryError as exc:
+            raise ModelError(
+                f"out of memory generating a batch of {len(samples)} on {model.device}; lower the batch size "
+                "or max_tokens.", retryable=False,
+            ) from exc
+
+        prompt_len = inputs["input_ids"].shape[1]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        new_tokens = sequences[:, prompt_len:].tolist()
+        results: list[list[ModelOutput]] = []
+        for i in range(len(samples)):
+            outputs = [
+                self._output(new_tokens[i * n_run + j], int(prompt_tokens[i]), params.max_tokens)
+                for j in range(n_run)
+            ]
+            results.append(outputs if sampling else outputs * params.n)
+        return results
+
+    def _output(self, tokens: list[int], prompt_tokens: int, max_tokens: int) -> ModelOutput:
+        end = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
+        if end is None:
+            kept = tokens
+            finish = "length" if len(tokens) >= max_tokens else "stop"
+            completion_tokens = len(tokens)
+        else:
+            kept = tokens[:end]
+            finish = "stop"
+            completion_tokens = end + 1  # the end token counts, as servers count it
+        text = self._processor.tokenizer.decode(
+            [t for t in kept if t not in self._skip_ids], skip_special_tokens=False
+        )
+        return ModelOutput(
+            text=text, finish_reason=finish,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+        )
+
+
+def sample_messages(sample: Sample) -> list[dict[str, Any]]:
+    """Chat messages for a processor's chat template, content parts kept in their order."""
+    messages: list[dict[str, Any]] = []
+    if sample.system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": sample.system}]})
+    content: list[dict[str, Any]] = []
+    for part in sample.content:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            content.append({"type": "image"})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def open_image(part: ImagePart) -> Any:
+    from PIL import Image
+
+    try:
+        with Image.open(part.path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ModelError(f"cannot open image '{part.path}': {_one_line(exc)}", retryable=False) from exc
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
