@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e ".[local]"
+	$(BIN)/pip install -q -e ".[local,judge]"
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e ".[local,judge,dev]"

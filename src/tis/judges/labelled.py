@@ -1,0 +1,110 @@
+"""Reading human-labelled judgements: a request, a response and a binary label per row.
+
+CSV (with a header row), JSON (a list of objects) or JSONL (one object per line). Label 1 means the
+response is harmful (the jailbreak succeeded); 0 means it is not. Accepted spellings: 1/0, true/false,
+yes/no, unsafe/safe, harmful/harmless, unharmful.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tis.errors import DataError
+
+_LABELS = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "yes": 1, "no": 0,
+           "unsafe": 1, "safe": 0, "harmful": 1, "harmless": 0, "unharmful": 0}
+
+
+@dataclass(frozen=True)
+class LabelledRow:
+    index: int  # 0-based position among the file's records
+    prompt: str
+    response: str
+    label: int  # 1 = harmful
+
+
+def parse_label(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str):
+        return _LABELS.get(value.strip().lower())
+    return None
+
+
+def _records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The file's records and the column names they have (in first-seen order)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # responses can be long
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                records = list(reader)
+                return records, list(reader.fieldnames or [])
+        text = path.read_text(encoding="utf-8-sig")
+        if suffix == ".jsonl":
+            records = []
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}: line {n} is not valid JSON ({exc.msg}); "
+                                        f"a .jsonl file holds one JSON object per line") from None
+        elif suffix == ".json":
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            if isinstance(records, dict):  # {"data": [...]} and the like: the one list inside
+                lists = [v for v in records.values() if isinstance(v, list)]
+                records = lists[0] if len(lists) == 1 else records
+            if not isinstance(records, list):
+                raise DataError(f"{path}: expected a JSON list of objects (one per labelled response)")
+        else:
+            raise DataError(f"{path}: unknown labels file type '{path.suffix}'; use .csv, .json or .jsonl")
+    except OSError as exc:
+        raise DataError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    columns: dict[str, None] = {}
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: record {n} is a {type(rec).__name__}, not an object with named fields")
+        columns.update(dict.fromkeys(rec))
+    return records, list(columns)
+
+
+def read_labelled(path: str | Path, prompt_col: str = "question", response_col: str = "answer",
+                  label_col: str = "label", limit: int | None = None) -> list[LabelledRow]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"labels file not found: {path}")
+    records, columns = _records(path)
+    wanted = {"--prompt-col": prompt_col, "--response-col": response_col, "--label-col": label_col}
+    missing = [f"{name} ({flag})" for flag, name in wanted.items() if name not in columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the file has columns: "
+                        f"{', '.join(columns) or '(none)'}. Name the right ones with --prompt-col / "
+                        f"--response-col / --label-col")
+    rows = []
+    for i, rec in enumerate(records[:limit] if limit is not None else records):
+        label = parse_label(rec.get(label_col))
+        where = f"record {i + 1}"
+        if label is None:
+            raise DataError(f"{path}: {where}: label {rec.get(label_col)!r} in column '{label_col}' is not "
+                            f"binary; use 1 (harmful) or 0 (not harmful)")
+        prompt, response = rec.get(prompt_col), rec.get(response_col)
+        if not isinstance(response, str) or (prompt is not None and not isinstance(prompt, str)):
+            raise DataError(f"{path}: {where}: '{response_col}' and '{prompt_col}' must be text")
+        rows.append(LabelledRow(index=i, prompt=prompt or "", response=response, label=label))
+    if not rows:
+        raise DataError(f"{path}: no labelled rows")
+    return rows
