@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tis import __version__
 
 # sub-command modules under tis.commands, each with add_commands(subparsers)
-COMMAND_MODULES = ("eval", "benchmarks", "judges", "models")
+COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("-n", "--num-samples", dest="n", type=int, help="completions per prompt [1]")
     j = p.add_argument_group("judging")
     j.add_argument("--judge", dest="judges", action="append", default=None, metavar="SPEC",
-                   help="a judge (tis judges list); repeat for several [refusal]")
+                   help="a judge (tis judges list); repeat for several [offline and refusal]")
     r = p.add_argument_group("running")
     r.add_argument("--concurrency", type=int, help="requests in flight at once [16]")
     r.add_argument("--max-retries", type=int, help="retries on 429 / 5xx / timeouts [5]")
