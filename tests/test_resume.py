@@ -20,7 +20,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     with LoopbackServer(latency_s=0.1) as srv:
         argv = [sys.executable, "-m", "tis.cli", "eval", "--model", "openai:loopback", "--base-url", srv.base_url,
                 "--benchmark", "custom", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "killed",
-                "--concurrency", "2", "--no-progress"]
+                "--concurrency", "2", "--no-progress", "--judge", "refusal"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         stored_before: set[str] = set()
