@@ -57,7 +57,7 @@ def main() -> None:
         wait_for(port)
         import tis
 
-        argv = dict(model="openai:bench", base_url=[f"http://127.0.0.1:{port}/v1"], benchmark="custom",
+        argv = dict(model="openai:loopback", judges=["refusal"], base_url=[f"http://127.0.0.1:{port}/v1"], benchmark="custom",
                     data=str(data), concurrency=args.concurrency, out=str(work / "runs"), name="bench",
                     progress=False, max_tokens=64)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -70,14 +70,21 @@ def main() -> None:
         achieved = args.samples / wall
         assert outcome.stats["generated"] == args.samples, outcome.stats
 
+        import sqlite3
+
+        with sqlite3.connect(work / "runs" / "bench" / "tis.sqlite") as con:
+            first, last = con.execute("SELECT MIN(created), MAX(created) FROM generations").fetchone()
+        # the generation phase: from the first request (one latency before the first answer) to the last answer
+        generation_phase = last - first + args.latency
         tis_cmd = str(Path(sys.executable).with_name("tis"))
         t1 = time.perf_counter()
-        rerun = subprocess.run([tis_cmd, "eval", "--model", "openai:bench", "--base-url", f"http://127.0.0.1:{port}/v1",
+        rerun = subprocess.run([tis_cmd, "eval", "--model", "openai:loopback", "--judge", "refusal", "--base-url", f"http://127.0.0.1:{port}/v1",
                                 "--benchmark", "custom", "--data", str(data), "--concurrency", str(args.concurrency),
                                 "--out", str(work / "runs"), "--name", "bench", "--no-progress", "--max-tokens", "64"],
                                capture_output=True, text=True)
         rerun_wall = time.perf_counter() - t1
-        made_calls = "0 model calls" not in rerun.stderr.replace("\n", " ")
+        summary = json.loads((work / "runs" / "bench" / "summary.json").read_text())
+        made_calls = summary["stats"]["model_calls"]
     finally:
         server.terminate()
         server.wait()
@@ -85,10 +92,12 @@ def main() -> None:
     print(f"samples {args.samples}, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms")
     print(f"wall time (generate + judge + store + outputs): {wall:.2f} s")
     print(f"throughput: {achieved:.1f} samples/s of ideal {ideal:.1f} -> {100 * achieved / ideal:.1f}% of ideal")
+    print(f"generation phase alone: {generation_phase:.2f} s -> "
+          f"{100 * args.samples / generation_phase / ideal:.1f}% of ideal")
     print(f"harness CPU time: {cpu:.2f} s total, {1000 * cpu / args.samples:.2f} ms per sample")
     print(f"peak memory (max RSS) of the harness process: {cpu1.ru_maxrss / 1024:.0f} MiB")
     print(f"re-run of the finished run with `tis eval`: {rerun_wall:.2f} s, exit {rerun.returncode}, "
-          f"model calls made: {'yes' if made_calls else 'none'}")
+          f"model calls made: {made_calls}")
 
 
 if __name__ == "__main__":
