@@ -10,3 +10,8 @@ JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",
 JUDGES.register("offline", "tis.judges.offline:OfflineJudge",
                 "offline classifier on MiniLM embeddings trained from human labels (JAILJUDGE); "
                 "unsafe / safe with P(unsafe); optional argument: a weights file")
+JUDGES.register("llm", "tis.judges.spec:llm_judge",
+                "an LLM judge on any backend with per-benchmark rubric files: "
+                "llm:openai:MODEL@BASE_URL[?key_env=VAR&rubric=NAME] or llm:hf:FOLDER (see docs/judges.md)")
+JUDGES.register("guard", "tis.judges.spec:guard_judge",
+                "a local Llama-Guard-style classifier (transformers): guard:hf:FOLDER; safe / unsafe + category")

@@ -33,6 +33,10 @@ so one server serves every test case. They may be combined; each is `[[name]]` o
     [[invalid-utf8]]        200 with a body that is not valid UTF-8
 
 Requests are counted per prompt by the raw last user text, directives included.
+
+`responder` scripts replies in Python (e.g. a judge's verdicts): a callable that takes the request
+body (parsed JSON) and returns the reply's content (str), an HTTP status to answer with an error
+body (int), or None for the default behaviour above. Error directives in the prompt apply first.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ import json
 import re
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 DIRECTIVE = re.compile(r"\[\[([a-z0-9-]+)(?::([^\]]*))?\]\]")
 REFUSAL = "I'm sorry, but I can't help with that."
+Responder = Callable[[dict[str, Any]], "str | int | None"]
 _BACKLOG = 1024  # well above the concurrency of any test or benchmark, so no connect is refused
 
 
@@ -119,8 +125,9 @@ def _words(text: str) -> int:
 
 class _App:
     def __init__(self, latency_s: float, api_key: str | None, hang_s: float, model_ids: tuple[str, ...],
-                 log: RequestLog, slots: int | None = None):
+                 log: RequestLog, slots: int | None = None, responder: Responder | None = None):
         self.latency_s = latency_s
+        self.responder = responder
         self.slots = slots
         self._slots: asyncio.Semaphore | None = None
         self.api_key = api_key
@@ -203,6 +210,18 @@ class _App:
                                 content_type="application/json")
 
         n = int(body.get("n") or 1)
+        scripted = self.responder(body) if self.responder is not None else None
+        if isinstance(scripted, int):
+            return _error(scripted, f"scripted error {scripted} for this request")
+        if scripted is not None:
+            return web.json_response({
+                "id": f"chatcmpl-{self.log.total}", "object": "chat.completion", "created": 0,
+                "model": body.get("model", ""),
+                "choices": [{"index": i, "message": {"role": "assistant", "content": scripted}, "finish_reason": "stop"}
+                            for i in range(n)],
+                "usage": {"prompt_tokens": _words(prompt), "completion_tokens": n * _words(scripted),
+                          "total_tokens": _words(prompt) + n * _words(scripted)},
+            })
         choices = [self._choice(i, n, clean, directives) for i in range(n)]
         thought_words = sum(_words(c["_thought"]) for c in choices)
         completion_words = sum(_words(c["_thought"]) + _words(c["message"]["content"] or "") for c in choices)
@@ -241,9 +260,10 @@ class LoopbackServer:
     """The server in a background thread with its own event loop, on an ephemeral port by default."""
 
     def __init__(self, latency_s: float = 0.0, api_key: str | None = None, *, port: int = 0,
-                 hang_s: float = 600.0, model_ids: tuple[str, ...] = ("loopback",), slots: int | None = None):
+                 hang_s: float = 600.0, model_ids: tuple[str, ...] = ("loopback",), slots: int | None = None,
+                 responder: Responder | None = None):
         self.requests = RequestLog()
-        self._app = _App(latency_s, api_key, hang_s, tuple(model_ids), self.requests, slots)
+        self._app = _App(latency_s, api_key, hang_s, tuple(model_ids), self.requests, slots, responder)
         self._port = port
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -262,6 +282,15 @@ class LoopbackServer:
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return self.requests.bodies()
+
+    @property
+    def responder(self) -> Responder | None:
+        return self._app.responder
+
+    @responder.setter
+    def responder(self, fn: Responder | None) -> None:
+        """Replace the scripted replies (a running server picks the new one up at its next request)."""
+        self._app.responder = fn
 
     def start(self) -> "LoopbackServer":
         self._thread = threading.Thread(target=self._serve, name="tis-loopback-openai", daemon=True)
