@@ -71,11 +71,9 @@ def build_backend(cfg: EvalConfig) -> ModelBackend:
 
 
 def build_judge(spec: str) -> Judge:
-    from tis.judges import JUDGES
+    from tis.judges.spec import parse_judge_spec
 
-    name, _, arg = spec.partition(":")
-    cls = JUDGES.load(name)
-    return cls(arg) if arg else cls()
+    return parse_judge_spec(spec)
 
 
 def default_judges() -> list[str]:
@@ -258,6 +256,7 @@ def result_line(r: SampleResult) -> dict[str, Any]:
         "status": g.status, "error": g.error, "thought": g.thought, "answer": g.answer,
         "split_source": g.split_source, "truncated": g.truncated, "finish_reason": g.finish_reason,
         "usage": g.usage.model_dump() if g.usage else None, "latency_s": g.latency_s, "verdicts": verdicts,
+        "meta": dict(r.sample.meta),  # e.g. MSSBench's image_safety, which its metric needs
     }
 
 
@@ -274,5 +273,11 @@ def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, st
     summary = {"run": {k: manifest[k] for k in ("tis_version", "model", "benchmark", "judges", "generation",
                                                  "thought_format", "selection")},
                "stats": stats.as_dict(), "skipped": [str(p) for p in problems], "benchmarks": benchmarks}
+    markdown = markdown_summary(benchmarks)
+    if len(manifest["judges"]) > 1:  # how far the judges agree, and their majority vote
+        from tis.judges.ensemble import ensemble_summary, format_ensemble
+
+        summary["ensemble"] = ensemble_summary(results, [j["id"] for j in manifest["judges"]])
+        markdown += "\n### Agreement between judges\n\n" + format_ensemble(summary["ensemble"]) + "\n"
     atomic("summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-    atomic("summary.md", markdown_summary(benchmarks))
+    atomic("summary.md", markdown)
