@@ -40,8 +40,8 @@ FONT_CANDIDATES = (
 )
 
 CITATION = (
-    "Gong, Ran, Liu, Wang, Cong, Wang, Duan, Wang. FigStep: Jailbreaking Large Vision-Language "
-    "Models via Typographic Visual Prompts. AAAI 2025."
+    "Yichen Gong, Delong Ran, Jinyuan Liu, Conglei Wang, Tianshuo Cong, Anyu Wang, Sisi Duan, Xiaoyun Wang. "
+    "FigStep: Jailbreaking Large Vision-Language Models via Typographic Visual Prompts. AAAI 2025."
 )
 
 
