@@ -269,7 +269,8 @@ def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, st
         tmp.replace(run_dir / name)
 
     atomic("results.jsonl", "".join(json.dumps(result_line(r), ensure_ascii=False) + "\n" for r in results))
-    benchmarks = summarize(results, {manifest["benchmark"]["name"]: manifest["benchmark"]["group"]})
+    benchmarks = summarize(results, {manifest["benchmark"]["name"]: manifest["benchmark"]["group"]},
+                           judges=[j["id"] for j in manifest["judges"]])
     summary = {"run": {k: manifest[k] for k in ("tis_version", "model", "benchmark", "judges", "generation",
                                                  "thought_format", "selection")},
                "stats": stats.as_dict(), "skipped": [str(p) for p in problems], "benchmarks": benchmarks}
