@@ -31,6 +31,7 @@ class RunOutcome:
     summary: dict[str, Any]
     markdown: str
     problems: list[Problem] = field(default_factory=list)
+    report: Path | None = None
 
     @property
     def failed(self) -> int:
@@ -93,7 +94,8 @@ def default_max_tokens(backend: ModelBackend) -> int:
 
 
 def run_name(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: GenerationParams) -> str:
-    digest = content_hash({"model": backend.identity, "benchmark": bench.describe(), "params": params.identity(),
+    what = {k: v for k, v in bench.describe().items() if k in ("name", "data", "options")}  # not licence text
+    digest = content_hash({"model": backend.identity, "benchmark": what, "params": params.identity(),
                            "n": params.n, "limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed})
     model = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.model.split(":", 1)[-1].rstrip("/").split("/")[-1] or cfg.model)
     return f"{bench.name}-{model}-{digest[:8]}"
@@ -176,8 +178,10 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         manifest["stats"] = stats.as_dict()
         write_manifest(run_dir, manifest)
+        report = _write_report(run_dir) if cfg.report else None
         return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary,
-                          markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), problems=problems)
+                          markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), problems=problems,
+                          report=report)
     finally:
         store.close()
 
@@ -220,7 +224,13 @@ async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> Run
         store.close()
     return RunOutcome(run_dir=run_dir, stats=stats.as_dict(),
                       summary=json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
-                      markdown=(run_dir / "summary.md").read_text(encoding="utf-8"))
+                      markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), report=_write_report(run_dir))
+
+
+def _write_report(run_dir: Path) -> Path:
+    from tis.report import write_report
+
+    return write_report([run_dir])
 
 
 def collect_results(store: RunStore, keys: dict[str, list[str]], samples, judges: list[Judge]) -> list[SampleResult]:

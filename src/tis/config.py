@@ -47,6 +47,7 @@ class EvalConfig(BaseModel):
     out: str = "runs"
     name: str | None = None
     progress: bool = True
+    report: bool = Field(True, description="write report.html into the run directory")
 
     @field_validator("judges")
     @classmethod

@@ -52,6 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--name", help="run directory name [derived from the settings, so a re-run resumes]")
     r.add_argument("--config", help="a YAML file of options (flags override it)")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    r.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="do not write report.html into the run directory")
     p.set_defaults(func=run)
 
     jp = sub.add_parser("judge", help="judge a finished run again with more or other judges (no model calls)",
@@ -97,6 +99,8 @@ def report(outcome) -> int:
     )
     if outcome.problems:
         console.print(f"skipped {len(outcome.problems)} unreadable item(s); listed in summary.json")
+    if outcome.report:
+        print(f"report: {outcome.report}")
     print(f"run directory: {outcome.run_dir}")
     if s["failed"]:
         console.print(
