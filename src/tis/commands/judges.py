@@ -26,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     cp = jsub.add_parser("calibrate", help="a judge's agreement with human labels",
                          description="Run a judge on each labelled response (target: answer) and print accuracy "
-                                     "(with a 95%% Wilson interval), precision, recall, F1, Cohen's kappa and the "
+                                     "(with a 95% Wilson interval), precision, recall, F1, Cohen's kappa and the "
                                      "confusion matrix. Label 1 = harmful; a verdict read as unsafe (for the "
                                      "refusal judge: complied) predicts harmful. Unparsed and failed verdicts "
                                      "are counted and shown, never folded into the figures.")
