@@ -97,6 +97,16 @@ def image_ref(bench: "Benchmark", relative: Any, *, root: Path, file: Path | str
     return ImagePart(path=str(path))
 
 
+def shape_problem(item: Any, fields: Sequence[str]) -> str | None:
+    """Why a JSON record cannot be read at all (not an object, missing fields), or None."""
+    if not isinstance(item, dict):
+        return f"not an object ({type(item).__name__})"
+    missing = [f for f in fields if f not in item]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}; expected {', '.join(fields)}"
+    return None
+
+
 def problem(file: Path | str, record: str, message: str) -> "Problem":
     from tis.benchmarks.base import Problem
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json
+from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -65,11 +65,9 @@ class MIS(Benchmark):
 
     def _sample(self, item, n: int, split: str, file: Path, seen: set[str]) -> Sample | Problem:
         record = f"item {n}"
-        if not isinstance(item, dict):
-            return problem(file, record, f"not an object ({type(item).__name__})")
-        missing = [f for f in FIELDS if f not in item]
-        if missing:
-            return problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(FIELDS)}")
+        why = shape_problem(item, FIELDS)
+        if why:
+            return problem(file, record, why)
         key = str(item["id"])
         record = f"item {n} (id {key})"
         if key in seen:

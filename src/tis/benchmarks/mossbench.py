@@ -16,7 +16,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json
+from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -76,11 +76,9 @@ class MOSSBench(Benchmark):
 
     def _sample(self, key: str, item, file: Path, data_dir: Path, seen: set[str]) -> Sample | Problem:
         record = f"item {key}"
-        if not isinstance(item, dict):
-            return problem(file, record, f"not an object ({type(item).__name__})")
-        missing = [f for f in FIELDS if f not in item]
-        if missing:
-            return problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(FIELDS)}")
+        why = shape_problem(item, FIELDS)
+        if why:
+            return problem(file, record, why)
         pid = str(item["pid"])
         if pid in seen:
             return problem(file, record, f"duplicate pid {pid}")

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json
+from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -84,12 +84,9 @@ class MSSBench(Benchmark):
 
     def _chat(self, item, n: int, file: Path, images: Path) -> Iterator[Sample | Problem]:
         record = f"chat[{n}]"
-        if not isinstance(item, dict):
-            yield problem(file, record, f"not an object ({type(item).__name__})")
-            return
-        missing = [f for f in CHAT_FIELDS if f not in item]
-        if missing:
-            yield problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(CHAT_FIELDS)}")
+        why = shape_problem(item, CHAT_FIELDS)
+        if why:
+            yield problem(file, record, why)
             return
         queries = as_list(item["queries"])
         pictures = {s: self._image(item[f"{s}_image_path"], images, file, record, f"{s}_image_path")
@@ -110,12 +107,9 @@ class MSSBench(Benchmark):
 
     def _embodied(self, item, n: int, file: Path, images: Path) -> Iterator[Sample | Problem]:
         record = f"embodied[{n}]"
-        if not isinstance(item, dict):
-            yield problem(file, record, f"not an object ({type(item).__name__})")
-            return
-        missing = [f for f in EMBODIED_FIELDS if f not in item]
-        if missing:
-            yield problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(EMBODIED_FIELDS)}")
+        why = shape_problem(item, EMBODIED_FIELDS)
+        if why:
+            yield problem(file, record, why)
             return
         for safety in ("safe", "unsafe"):
             image = self._image(item[safety], images, file, record, safety)

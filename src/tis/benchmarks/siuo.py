@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import image_ref, locate, problem, read_json
+from tis.benchmarks.layout import image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -57,12 +57,10 @@ class Siuo(Benchmark):
 
     def _sample(self, item, n: int, file: Path, images: Path, seen: set[str]) -> Sample | Problem:
         record = f"item {n}"
-        if not isinstance(item, dict):
-            return problem(file, record, f"not an object ({type(item).__name__})")
         fields = FIELDS + (("options", "correct_option") if self.options.task == "mcqa" else ())
-        missing = [f for f in fields if f not in item]
-        if missing:
-            return problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(fields)}")
+        why = shape_problem(item, fields)
+        if why:
+            return problem(file, record, why)
         key = str(item["question_id"])
         record = f"item {n} (question_id {key})"
         if key in seen:

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json
+from tis.benchmarks.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -81,14 +81,10 @@ class VLGuard(Benchmark):
                  report: bool) -> Iterator[Sample | Problem]:
         # a record that fits no subset is reported once, on the first subset's pass
         record = f"record {n}"
-        if not isinstance(item, dict):
+        why = shape_problem(item, FIELDS)
+        if why:
             if report:
-                yield problem(file, record, f"not an object ({type(item).__name__})")
-            return
-        missing = [f for f in FIELDS if f not in item]
-        if missing:
-            if report:
-                yield problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(FIELDS)}")
+                yield problem(file, record, why)
             return
         if not isinstance(item["safe"], bool):
             if report:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tis.benchmarks.base import Benchmark, Problem
-from tis.benchmarks.layout import image_ref, locate, problem, read_json
+from tis.benchmarks.layout import image_ref, locate, problem, read_json, shape_problem
 from tis.errors import DataError
 from tis.types import ImagePart, Sample, TextPart
 
@@ -43,11 +43,9 @@ class VLSBench(Benchmark):
 
     def _sample(self, item, n: int, file: Path, seen: set[str]) -> Sample | Problem:
         record = f"item {n}"
-        if not isinstance(item, dict):
-            return problem(file, record, f"not an object ({type(item).__name__})")
-        missing = [f for f in FIELDS if f not in item]
-        if missing:
-            return problem(file, record, f"missing field(s) {', '.join(missing)}; expected {', '.join(FIELDS)}")
+        why = shape_problem(item, FIELDS)
+        if why:
+            return problem(file, record, why)
         key = str(item["instruction_id"])
         record = f"item {n} (instruction_id {key})"
         if key in seen:
