@@ -22,6 +22,7 @@ from typing import Any
 import tis
 from tis.compare import compare, main_table, models_of
 from tis.metrics import METRICS, TARGETS, bucket_labels, group_summary, thought_tokens
+from tis.metrics import pct as _pct
 from tis.report import svg
 from tis.report.svg import esc
 from tis.runs import Run, load_runs
@@ -39,10 +40,6 @@ def script_json(obj: Any) -> str:
 
 def _asset(name: str) -> str:
     return resources.files("tis.report").joinpath("assets", name).read_text(encoding="utf-8")
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def _metric_html(m: dict | None) -> str:
