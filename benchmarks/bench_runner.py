@@ -59,7 +59,7 @@ def main() -> None:
 
         argv = dict(model="openai:loopback", judges=["refusal"], base_url=[f"http://127.0.0.1:{port}/v1"], benchmark="custom",
                     data=str(data), concurrency=args.concurrency, out=str(work / "runs"), name="bench",
-                    progress=False, max_tokens=64)
+                    progress=False, max_tokens=64, report=False)  # bench_report_size.py times the report
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         outcome = tis.evaluate(**argv)
@@ -80,7 +80,7 @@ def main() -> None:
         t1 = time.perf_counter()
         rerun = subprocess.run([tis_cmd, "eval", "--model", "openai:loopback", "--judge", "refusal", "--base-url", f"http://127.0.0.1:{port}/v1",
                                 "--benchmark", "custom", "--data", str(data), "--concurrency", str(args.concurrency),
-                                "--out", str(work / "runs"), "--name", "bench", "--no-progress", "--max-tokens", "64"],
+                                "--out", str(work / "runs"), "--name", "bench", "--no-progress", "--max-tokens", "64", "--no-report"],
                                capture_output=True, text=True)
         rerun_wall = time.perf_counter() - t1
         summary = json.loads((work / "runs" / "bench" / "summary.json").read_text())

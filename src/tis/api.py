@@ -173,7 +173,8 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
             stats = await runner.run(samples)
         finally:
             # what finished is written out even when the run stops early
-            results = collect_results(store, {s.id: runner.keys_for(s) for s in samples}, samples, judges)
+            keys = runner.keys or {s.id: runner.keys_for(s) for s in samples}
+            results = collect_results(store, keys, samples, judges)
             write_outputs(run_dir, results, manifest, runner.stats, problems)
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         manifest["stats"] = stats.as_dict()

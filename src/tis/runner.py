@@ -119,6 +119,7 @@ class Runner:
         self.backoff_s = backoff_s
         self.show_progress = progress
         self.stats = RunStats()
+        self.keys: dict[str, list[str]] = {}  # sample id -> generation key per sample index, once run
 
     # keys -------------------------------------------------------------------------------
     def keys_for(self, sample: Sample) -> list[str]:
@@ -128,7 +129,7 @@ class Runner:
     # the run ------------------------------------------------------------------------------
     async def run(self, samples: Sequence[Sample]) -> RunStats:
         """Generate what is missing for `samples`, judge what is unjudged."""
-        all_keys = {s.id: self.keys_for(s) for s in samples}
+        self.keys = all_keys = {s.id: self.keys_for(s) for s in samples}
         stored = self.store.generations(k for ks in all_keys.values() for k in ks)
         pending: list[_Pending] = []
         ready: list[GenerationRecord] = []
