@@ -60,6 +60,11 @@ def build_backend(cfg: EvalConfig) -> ModelBackend:
     local = {"device": cfg.device, "dtype": cfg.dtype}
     if cfg.batch_size:
         local["batch_size"] = cfg.batch_size
+    if kind == "vllm":
+        if not arg:
+            raise ConfigError("--model vllm:PATH needs a model folder or hub id after the colon")
+        # vLLM runs on the GPUs CUDA_VISIBLE_DEVICES shows; --device does not apply
+        return cls(model=arg, **{k: v for k, v in local.items() if k != "device"})
     if kind == "hf":
         if not arg:
             raise ConfigError("--model hf:PATH needs a model folder or hub id after the colon")
@@ -130,13 +135,16 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     params = GenerationParams(
         temperature=_first(cfg.temperature, profile and profile.temperature, 0.0),
         top_p=_first(cfg.top_p, profile and profile.top_p, 1.0), seed=cfg.seed, n=cfg.n,
-        max_tokens=_first(cfg.max_tokens, profile and profile.max_tokens, default_max_tokens(backend)))
+        max_tokens=_first(cfg.max_tokens, profile and profile.max_tokens, default_max_tokens(backend)),
+        max_thought_tokens=cfg.max_thought_tokens)
     thought_format = _first(cfg.thought_format, profile and profile.thought_format, "auto")
     if not isinstance(thought_format, str):
         thought_format = thought_format.name
     from tis.reasoning import get_format
 
-    get_format(thought_format)  # an unknown format is a usage error before anything runs
+    fmt = get_format(thought_format)  # an unknown format is a usage error before anything runs
+    if fmt.kind in ("tags", "prefilled") and hasattr(backend, "thought_close"):
+        backend.thought_open, backend.thought_close = fmt.open, fmt.close  # the thought budget closes with it
 
     # The whole set is read (and every problem found) before any model is called.
     problems: list[Problem] = []

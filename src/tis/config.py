@@ -36,6 +36,7 @@ class EvalConfig(BaseModel):
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
+    max_thought_tokens: int | None = Field(None, ge=1, description="close the thought after N tokens (hf)")
     seed: int | None = 0
     n: int = Field(1, ge=1)
     # judging

@@ -401,7 +401,7 @@ def split_output(output: ModelOutput, fmt: ThoughtFormat | str = "auto") -> Spli
     then split as ordinary tags.
     """
     fmt = get_format(fmt)
-    length_cut = output.finish_reason == "length"
+    length_cut = output.finish_reason in ("length", "thought_budget")  # cut at max_tokens or the thought budget
     field = (output.reasoning or "").strip()
     if field:
         r = _split_text(output.text, fmt, template_opened=False)

@@ -13,7 +13,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="demo (offline pipeline check; cannot see images) | "
-                   "openai:NAME (with --base-url) | hf:PATH_OR_HUB_ID  [default: demo]")
+                   "openai:NAME (with --base-url) | hf:PATH_OR_HUB_ID | vllm:PATH_OR_HUB_ID (GPU)  [default: demo]")
     m.add_argument("--base-url", action="append", default=None, metavar="URL",
                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; repeat for replicas")
     m.add_argument("--api-key-env", metavar="VAR", help="name of the environment variable holding the API key")
@@ -40,6 +40,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--temperature", type=float)
     g.add_argument("--top-p", type=float)
     g.add_argument("--max-tokens", type=int)
+    g.add_argument("--max-thought-tokens", type=int, metavar="N",
+                   help="thought budget: hf closes the thought after N tokens and marks the sample truncated; "
+                        "over HTTP only --max-tokens bounds it")
     g.add_argument("--seed", type=int)
     g.add_argument("-n", "--num-samples", dest="n", type=int, help="completions per prompt [1]")
     j = p.add_argument_group("judging")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from pydantic import Field
+
 from tis.types import Frozen, ModelOutput, Sample
 
 
@@ -14,10 +16,17 @@ class GenerationParams(Frozen):
     max_tokens: int = 1024
     seed: int | None = 0
     n: int = 1  # completions per sample; each becomes its own sample_index
+    # thought budget: the thought is closed after this many generated tokens (local backends);
+    # over HTTP only max_tokens bounds it
+    max_thought_tokens: int | None = Field(None, ge=1)
 
     def identity(self) -> dict[str, Any]:
-        """The parameters that change what a single completion is (n does not)."""
-        return self.model_dump(exclude={"n"})
+        """The parameters that change what a single completion is (n does not).
+
+        An unset thought budget is left out, so cache keys made before it existed still match.
+        """
+        exclude = {"n"} if self.max_thought_tokens is not None else {"n", "max_thought_tokens"}
+        return self.model_dump(exclude=exclude)
 
 
 class ModelBackend(ABC):

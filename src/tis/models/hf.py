@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,17 @@ from tis.errors import ConfigError, ModelError
 from tis.models.base import GenerationParams, ModelBackend
 from tis.types import ImagePart, ModelOutput, Sample, TextPart, Usage
 
+log = logging.getLogger(__name__)
+
 #: files whose names and sizes identify a model folder (weights, configs, tokenizer)
 _FINGERPRINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".jinja")
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: model types whose processors take each sample's images as a list of its own (the others take
+#: one flat list and find each image's place from the image markers in the text)
+_IMAGES_PER_SAMPLE = frozenset({"mllama", "idefics2", "idefics3", "smolvlm"})
+#: model types where a text-only prompt batched beside image prompts is computed differently than
+#: alone (Mllama: its rows attend, unmasked, to the batch's padding images); such batches are split
+_TEXT_ONLY_APART = frozenset({"mllama"})
 
 
 def folder_fingerprint(folder: str | Path) -> str:
@@ -58,6 +67,8 @@ class HFBackend(ModelBackend):
         batch_size: int = 4,
         device_map: str | None = None,
         trust_remote_code: bool = False,
+        thought_open: str = "<think>",
+        thought_close: str = "</think>",
     ):
         if dtype not in _DTYPES:
             raise ConfigError(f"hf backend: dtype '{dtype}' is not one of {', '.join(_DTYPES)}.")
@@ -69,6 +80,9 @@ class HFBackend(ModelBackend):
         self.batch_size = batch_size
         self.device_map = device_map
         self.trust_remote_code = trust_remote_code
+        # the thought format's delimiters, for the thought budget (`max_thought_tokens`)
+        self.thought_open = thought_open
+        self.thought_close = thought_close
         self._folder: Path | None = None  # set for local folders
         local = Path(model).expanduser()
         if local.exists() or _looks_like_path(model):
@@ -76,6 +90,7 @@ class HFBackend(ModelBackend):
         self._model: Any = None
         self._processor: Any = None
         self._fingerprint: str | None = None
+        self._model_type: str | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -167,10 +182,13 @@ class HFBackend(ModelBackend):
         if self.device_map:
             kwargs["device_map"] = self.device_map
         try:
-            processor = AutoProcessor.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            processor = _load_processor(AutoProcessor, source, config, self.trust_remote_code)
             model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
         except OSError as exc:
             raise ConfigError(f"cannot load model '{self._model_ref()}': {_one_line(exc)}") from exc
+        except ImportError as exc:  # a package the model's processor or code needs (num2words, ...)
+            raise ConfigError(f"model '{self._model_ref()}' needs a package that is not installed: "
+                              f"{_one_line(exc)}") from exc
         if not self.device_map:
             model.to(device)
         model.eval()
@@ -187,6 +205,7 @@ class HFBackend(ModelBackend):
 
         self._processor = processor
         self._model = model
+        self._model_type = model_type
         self._eos_ids = _eos_ids(model, tokenizer)
         self._skip_ids = self._special_ids(tokenizer, processor)
 
@@ -228,21 +247,16 @@ class HFBackend(ModelBackend):
 
         if params.max_tokens < 1:
             raise ConfigError(f"max_tokens must be at least 1, not {params.max_tokens}.")
+        if self._model_type in _TEXT_ONLY_APART:
+            with_images = [i for i, s in enumerate(samples) if s.images]
+            if 0 < len(with_images) < len(samples):
+                text_only = [i for i, s in enumerate(samples) if not s.images]
+                merged: dict[int, list[ModelOutput]] = {}
+                for group in (with_images, text_only):
+                    merged.update(zip(group, self._generate_sync([samples[i] for i in group], params)))
+                return [merged[i] for i in range(len(samples))]
         processor, model = self._processor, self._model
-        texts, images = [], []
-        for sample in samples:
-            messages = sample_messages(sample)
-            texts.append(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
-            images.extend(open_image(part) for part in sample.images)
-        bos = processor.tokenizer.bos_token
-        # a template that writes the BOS itself must not get a second one from the tokenizer
-        has_bos = bool(bos) and all(t.startswith(bos) for t in texts)
-        inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt",
-                           add_special_tokens=not has_bos)
-        inputs = {
-            k: (v.to(model.device, dtype=model.dtype) if v.is_floating_point() else v.to(model.device))
-            for k, v in inputs.items() if hasattr(v, "to")
-        }
+        inputs, texts = self.encode(samples)
 
         sampling = params.temperature > 0
         # greedy decoding gives n identical completions: decode once and repeat it
@@ -255,6 +269,10 @@ class HFBackend(ModelBackend):
         }
         if sampling:
             gen_kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        budget = None
+        if params.max_thought_tokens is not None and params.max_thought_tokens < params.max_tokens:
+            budget = self._thought_budget(params.max_thought_tokens, texts, n_run, inputs["input_ids"].shape[1])
+            gen_kwargs["logits_processor"] = [budget]
         if params.seed is not None:
             torch.manual_seed(params.seed)
         try:
@@ -272,13 +290,53 @@ class HFBackend(ModelBackend):
         results: list[list[ModelOutput]] = []
         for i in range(len(samples)):
             outputs = [
-                self._output(new_tokens[i * n_run + j], int(prompt_tokens[i]), params.max_tokens)
+                self._output(new_tokens[i * n_run + j], int(prompt_tokens[i]), params.max_tokens,
+                             budget_hit=budget is not None and i * n_run + j in budget.hit)
                 for j in range(n_run)
             ]
             results.append(outputs if sampling else outputs * params.n)
         return results
 
-    def _output(self, tokens: list[int], prompt_tokens: int, max_tokens: int) -> ModelOutput:
+    def encode(self, samples: list[Sample]) -> tuple[dict[str, Any], list[str]]:
+        """A batch's model inputs (on the model's device, left-padded) and the prompts they render."""
+        processor, model = self._processor, self._model
+        texts = [processor.apply_chat_template(sample_messages(s), add_generation_prompt=True, tokenize=False)
+                 for s in samples]
+        per_sample = [[open_image(part) for part in s.images] for s in samples]
+        images: list[Any] | None
+        if self._model_type in _IMAGES_PER_SAMPLE:
+            images = per_sample if any(per_sample) else None
+        else:
+            images = [img for imgs in per_sample for img in imgs] or None
+        bos = processor.tokenizer.bos_token
+        # a template that writes the BOS itself must not get a second one from the tokenizer
+        has_bos = bool(bos) and all(t.startswith(bos) for t in texts)
+        inputs = processor(text=texts, images=images, padding=True, return_tensors="pt",
+                           add_special_tokens=not has_bos)
+        inputs = {
+            k: (v.to(model.device, dtype=model.dtype) if v.is_floating_point() else v.to(model.device))
+            for k, v in inputs.items() if hasattr(v, "to")
+        }
+        return inputs, texts
+
+    def _thought_budget(self, max_thought_tokens: int, texts: list[str], n_run: int, prompt_len: int) -> Any:
+        if not self.thought_close.strip():
+            raise ConfigError("max_thought_tokens needs the thought format's closing tag (thought_close); "
+                              "this format has none")
+        tokenizer = self._processor.tokenizer
+        close_ids = tokenizer.encode(self.thought_close, add_special_tokens=False)
+        if not close_ids:
+            raise ConfigError(f"the closing tag '{self.thought_close}' encodes to no tokens with this model's tokenizer")
+        opened = self.thought_open.strip()
+        # a template that ends with the opening tag (Qwen3-VL Thinking) starts the thought itself
+        prefilled = [bool(opened) and t.rstrip().endswith(opened) for t in texts for _ in range(n_run)]
+        return ThoughtBudget(max_thought_tokens, close_ids, prompt_len, prefilled=prefilled,
+                             thought_open=opened, thought_close=self.thought_close.strip(),
+                             decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
+                             eos_ids=self._eos_ids)
+
+    def _output(self, tokens: list[int], prompt_tokens: int, max_tokens: int, *,
+                budget_hit: bool = False) -> ModelOutput:
         end = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
         if end is None:
             kept = tokens
@@ -288,6 +346,9 @@ class HFBackend(ModelBackend):
             kept = tokens[:end]
             finish = "stop"
             completion_tokens = end + 1  # the end token counts, as servers count it
+        if budget_hit:
+            # the thought was cut at its budget (and closed for it): the split marks it truncated
+            finish = "thought_budget"
         text = self._processor.tokenizer.decode(
             [t for t in kept if t not in self._skip_ids], skip_special_tokens=False
         )
@@ -295,6 +356,86 @@ class HFBackend(ModelBackend):
             text=text, finish_reason=finish,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
         )
+
+
+class ThoughtBudget:
+    """A logits processor that closes a thought once it has run `budget` generated tokens.
+
+    At the budget step it looks at each row once: if a thought is open (the prompt opened it, or
+    the output starts with the opening tag) and not yet closed, the closing tag's tokens are forced
+    one per step and the row is recorded in `hit`; the model then writes its answer.
+    """
+
+    def __init__(self, budget: int, close_ids: list[int], prompt_len: int, *, prefilled: list[bool],
+                 thought_open: str, thought_close: str, decode: Any, eos_ids: set[int]):
+        if budget < 1:
+            raise ConfigError(f"max_thought_tokens must be at least 1, not {budget}.")
+        self.budget = budget
+        self.close_ids = close_ids
+        self.prompt_len = prompt_len
+        self.prefilled = prefilled
+        self.thought_open = thought_open
+        self.thought_close = thought_close
+        self.decode = decode
+        self.eos_ids = eos_ids
+        self.hit: set[int] = set()
+        self._forcing: dict[int, int] = {}  # row -> index of the next closing-tag token to force
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids.shape[1] - self.prompt_len
+        if generated == self.budget:
+            for row in range(input_ids.shape[0]):
+                if self._thought_open(input_ids[row, self.prompt_len:].tolist(), row):
+                    self.hit.add(row)
+                    self._forcing[row] = 0
+        for row, k in list(self._forcing.items()):
+            token = self.close_ids[k]
+            scores[row, :] = float("-inf")
+            scores[row, token] = 0.0
+            if k + 1 < len(self.close_ids):
+                self._forcing[row] = k + 1
+            else:
+                del self._forcing[row]
+        return scores
+
+    def _thought_open(self, tokens: list[int], row: int) -> bool:
+        if any(t in self.eos_ids for t in tokens):
+            return False  # finished before the budget
+        text = self.decode(tokens)
+        started = self.prefilled[row] or (bool(self.thought_open) and text.lstrip().startswith(self.thought_open))
+        return started and self.thought_close not in text
+
+
+def _load_processor(auto_processor: Any, source: str, config: Any, trust_remote_code: bool) -> Any:
+    """The model's processor; without torchvision, the same processor less its video part.
+
+    Some processors (Qwen-VL, SmolVLM) load a video processor that needs torchvision even when
+    only images are passed; images alone do not need it.
+    """
+    try:
+        return auto_processor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except ImportError:
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+        from transformers.utils import is_torchvision_available
+
+        cls = PROCESSOR_MAPPING[type(config)] if type(config) in PROCESSOR_MAPPING else None
+        if is_torchvision_available() or cls is None or "video_processor" not in cls.get_attributes():
+            raise
+        log.info("torchvision is not installed: loading %s without its video processor", cls.__name__)
+        return _image_only(cls).from_pretrained(source)
+
+
+def _image_only(cls: Any) -> Any:
+    class ImageOnly(cls):
+        # the sub-processors are read from __init__'s parameters: leaving video_processor out of
+        # them is what keeps it from being loaded
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            kwargs.pop("video_processor", None)
+            super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                             chat_template=chat_template, **kwargs)
+
+    ImageOnly.__name__ = ImageOnly.__qualname__ = cls.__name__
+    return ImageOnly
 
 
 def sample_messages(sample: Sample) -> list[dict[str, Any]]:

@@ -1,0 +1,218 @@
+"""The in-process vLLM engine (`vllm.LLM`): batched multimodal generation on GPUs.
+
+vLLM is an optional extra (`pip install 'tis[vllm]'`) that lives in its own environment: its
+releases pin a transformers older than the one the `hf` backend uses. It is imported in
+`start()` only. Where vLLM runs as a server instead, use the `openai` backend
+(docs/serving.md has the `vllm serve` command lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from tis.errors import ConfigError, ModelError
+from tis.models.base import GenerationParams, ModelBackend
+from tis.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+
+log = logging.getLogger(__name__)
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def vllm_missing_reason() -> str | None:
+    """Why the engine cannot run here (no vLLM, no CUDA GPU), or None when it can."""
+    if importlib.util.find_spec("vllm") is None:
+        return ("the vllm backend needs vLLM, which is not installed: pip install 'tis[vllm]' in an environment "
+                "of its own (vLLM pins transformers < 5.20), or serve the model with `vllm serve` and use "
+                "--model openai:NAME --base-url URL")
+    import torch
+
+    if not torch.cuda.is_available():
+        return ("the vllm backend needs a CUDA GPU and none is visible here: run it on a GPU machine, or use "
+                "--model hf:PATH on this one")
+    return None
+
+
+class VLLMEngineBackend(ModelBackend):
+    """A vision-language model run by vLLM inside this process.
+
+    `limit_mm_per_prompt` is the most images one prompt may carry (vLLM reserves memory for
+    them); multi-image benchmarks such as MIS need it above 1.
+    """
+
+    #: one engine call at a time: vLLM batches internally, and `LLM` is not thread-safe
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        limit_mm_per_prompt: int = 4,
+        gpu_memory_utilization: float = 0.9,
+        dtype: str = "auto",
+        batch_size: int = 64,
+        trust_remote_code: bool = False,
+    ):
+        if dtype not in _DTYPES:
+            raise ConfigError(f"vllm backend: dtype '{dtype}' is not one of {', '.join(_DTYPES)}.")
+        for name, value in (("tensor_parallel_size", tensor_parallel_size), ("batch_size", batch_size),
+                            ("limit_mm_per_prompt", limit_mm_per_prompt)):
+            if value < 1:
+                raise ConfigError(f"vllm backend: {name} must be at least 1, not {value}.")
+        if max_model_len is not None and max_model_len < 1:
+            raise ConfigError(f"vllm backend: max_model_len must be at least 1, not {max_model_len}.")
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ConfigError("vllm backend: gpu_memory_utilization is a fraction of the GPU's memory in (0, 1], "
+                              f"not {gpu_memory_utilization}.")
+        from tis.models.hf import _looks_like_path
+
+        self.model_name = model
+        local = Path(model).expanduser()
+        self._folder = local.resolve() if local.exists() or _looks_like_path(model) else None
+        self.tensor_parallel_size = tensor_parallel_size
+        self.max_model_len = max_model_len
+        self.limit_mm_per_prompt = limit_mm_per_prompt
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.trust_remote_code = trust_remote_code
+        self._llm: Any = None
+        self._images: Any = None
+        self._fingerprint: str | None = None
+        self._warned_budget = False
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "vllm", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.identity, "tensor_parallel_size": self.tensor_parallel_size,
+                "max_model_len": self.max_model_len, "limit_mm_per_prompt": self.limit_mm_per_prompt,
+                "gpu_memory_utilization": self.gpu_memory_utilization, "dtype": self.dtype,
+                "batch_size": self.batch_size}
+
+    def _model_ref(self) -> str:
+        return str(self._folder) if self._folder is not None else self.model_name
+
+    def _get_fingerprint(self) -> str | None:
+        from tis.models.hf import folder_fingerprint
+
+        if self._fingerprint is None and self._folder is not None and self._folder.is_dir():
+            self._fingerprint = folder_fingerprint(self._folder)
+        return self._fingerprint
+
+    # -- engine -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._llm is None:
+            reason = vllm_missing_reason()
+            if reason:
+                raise ConfigError(reason)
+            if self._folder is not None and not (self._folder / "config.json").is_file():
+                raise ConfigError(f"model folder '{self._folder}' has no config.json; pass a folder saved with "
+                                  "save_pretrained, or a hub id.")
+            await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        from vllm import LLM
+
+        from tis.models.openai_compat import DataURLCache
+
+        kwargs: dict[str, Any] = {
+            "model": self._model_ref(),
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "limit_mm_per_prompt": {"image": self.limit_mm_per_prompt},
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "dtype": self.dtype,
+            "trust_remote_code": self.trust_remote_code,
+        }
+        if self.max_model_len is not None:
+            kwargs["max_model_len"] = self.max_model_len
+        try:
+            self._llm = LLM(**kwargs)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"vLLM cannot load model '{self._model_ref()}': {' '.join(str(exc).split())}") from exc
+        self._images = DataURLCache()
+
+    async def close(self) -> None:
+        if self._llm is None:
+            return
+        self._llm = None
+        gc.collect()
+        import torch
+
+        torch.cuda.empty_cache()
+
+    # -- generation -------------------------------------------------------------------------
+
+    def _check_images(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            count = len(sample.images)
+            if count > self.limit_mm_per_prompt:
+                raise ConfigError(
+                    f"sample {sample.id} has {count} images, more than limit_mm_per_prompt={self.limit_mm_per_prompt}: "
+                    f"raise the vllm backend's limit_mm_per_prompt to at least {count}."
+                )
+
+    def messages(self, sample: Sample) -> list[dict[str, Any]]:
+        """OpenAI-style chat messages, images as data URLs (vLLM applies the model's chat template)."""
+        if self._images is None:
+            from tis.models.openai_compat import DataURLCache
+
+            self._images = DataURLCache()
+        parts: list[dict[str, Any]] = []
+        for part in sample.content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                parts.append({"type": "image_url", "image_url": {"url": self._images.data_url(part)}})
+        messages: list[dict[str, Any]] = []
+        if sample.system:
+            messages.append({"role": "system", "content": sample.system})
+        messages.append({"role": "user", "content": parts})
+        return messages
+
+    async def generate(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
+        if not samples:
+            return []
+        self._check_images(samples)
+        if self._llm is None:
+            await self.start()
+        return await asyncio.to_thread(self._generate_sync, samples, params)
+
+    def _generate_sync(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
+        from vllm import SamplingParams
+
+        if params.max_thought_tokens is not None and not self._warned_budget:
+            self._warned_budget = True
+            log.warning("the vllm engine bounds a thought by max_tokens only; max_thought_tokens=%d is not enforced "
+                        "(an unclosed thought is still marked truncated)", params.max_thought_tokens)
+        sampling = params.temperature > 0
+        # greedy decoding gives n identical completions: decode once and repeat it
+        n_run = params.n if sampling else 1
+        sp = SamplingParams(n=n_run, temperature=params.temperature, top_p=params.top_p if sampling else 1.0,
+                            max_tokens=params.max_tokens, seed=params.seed)
+        conversations = [self.messages(s) for s in samples]
+        try:
+            results = self._llm.chat(conversations, sp, use_tqdm=False)
+        except ValueError as exc:  # vLLM reports a prompt over max_model_len or a bad image this way
+            raise ModelError(f"vLLM refused the batch: {' '.join(str(exc).split())}", retryable=False) from exc
+        outputs: list[list[ModelOutput]] = []
+        for result in results:
+            prompt_tokens = len(result.prompt_token_ids or [])
+            outs = [
+                ModelOutput(text=c.text, finish_reason=c.finish_reason,
+                            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(c.token_ids)))
+                for c in result.outputs
+            ]
+            outputs.append(outs if sampling else outs * params.n)
+        return outputs
