@@ -14,26 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import socket
 import subprocess
 import sys
 import time
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("the loopback server did not start")
+from tis.testing.openai_server import free_port, wait_until_listening
 
 
 async def drive(urls: list[str], requests: int, concurrency: int) -> float:
@@ -78,7 +63,7 @@ def main() -> None:
                for p in ports]
     try:
         for p in ports:
-            wait_for(p)
+            wait_until_listening(p)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall = asyncio.run(drive([f"http://127.0.0.1:{p}/v1" for p in ports], args.requests, args.concurrency))
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)

@@ -13,28 +13,13 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("the loopback server did not start")
+from tis.testing.openai_server import free_port, wait_until_listening
 
 
 def main() -> None:
@@ -54,7 +39,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "tis.testing.openai_server", "--port", str(port),
                                "--latency", str(args.latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(port)
+        wait_until_listening(port)
         import tis
 
         argv = dict(model="openai:loopback", judges=["refusal"], base_url=[f"http://127.0.0.1:{port}/v1"], benchmark="custom",

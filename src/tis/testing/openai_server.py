@@ -346,6 +346,29 @@ async def serve(app: _App, host: str, port: int) -> web.AppRunner:
     return runner
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (for a server started in another process)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_listening(port: int, timeout: float = 20.0) -> None:
+    """Wait for a server started in another process to accept connections on 127.0.0.1:port."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the loopback server on port {port} did not start within {timeout:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tis.testing.openai_server",
                                  description="A loopback OpenAI-compatible chat server with scripted replies.")
