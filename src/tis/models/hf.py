@@ -96,7 +96,11 @@ class HFBackend(ModelBackend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "hf", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+        ident = {"backend": "hf", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+        # a thought budget closes the thought with these tags, so other tags give other outputs
+        if (self.thought_open, self.thought_close) != ("<think>", "</think>"):
+            ident["thought_tags"] = [self.thought_open, self.thought_close]
+        return ident
 
     def describe(self) -> dict[str, Any]:
         return {**self.identity, "device": self.device, "dtype": self.dtype, "batch_size": self.batch_size}
