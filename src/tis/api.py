@@ -183,14 +183,12 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
             # what finished is written out even when the run stops early
             keys = runner.keys or {s.id: runner.keys_for(s) for s in samples}
             results = collect_results(store, keys, samples, judges)
-            write_outputs(run_dir, results, manifest, runner.stats, problems)
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+            summary, markdown = write_outputs(run_dir, results, manifest, runner.stats, problems)
         manifest["stats"] = stats.as_dict()
         write_manifest(run_dir, manifest)
         report = _write_report(run_dir) if cfg.report else None
-        return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary,
-                          markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), problems=problems,
-                          report=report)
+        return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary, markdown=markdown,
+                          problems=problems, report=report)
     finally:
         store.close()
 
@@ -227,13 +225,12 @@ async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> Run
         stats = await runner.judge_stored(samples, [k for ks in keys.values() for k in ks])
         manifest["judges"] = [{"spec": spec, "id": j.id} for spec, j in specs.values()]
         results = collect_results(store, keys, samples, judges)
-        write_outputs(run_dir, results, manifest, stats, [])
+        summary, markdown = write_outputs(run_dir, results, manifest, stats, [])
         write_manifest(run_dir, manifest)
     finally:
         store.close()
-    return RunOutcome(run_dir=run_dir, stats=stats.as_dict(),
-                      summary=json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
-                      markdown=(run_dir / "summary.md").read_text(encoding="utf-8"), report=_write_report(run_dir))
+    return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary, markdown=markdown,
+                      report=_write_report(run_dir))
 
 
 def _write_report(run_dir: Path) -> Path:
@@ -279,7 +276,9 @@ def result_line(r: SampleResult) -> dict[str, Any]:
     }
 
 
-def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, stats, problems: list[Problem]) -> None:
+def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, stats,
+                  problems: list[Problem]) -> tuple[dict[str, Any], str]:
+    """Write results.jsonl, summary.json and summary.md; return the summary (as JSON reads it) and markdown."""
     from tis.metrics import markdown_summary, summarize
 
     def atomic(name: str, text: str) -> None:
@@ -299,5 +298,7 @@ def write_outputs(run_dir: Path, results: list[SampleResult], manifest: dict, st
 
         summary["ensemble"] = ensemble_summary(results, [j["id"] for j in manifest["judges"]])
         markdown += "\n### Agreement between judges\n\n" + format_ensemble(summary["ensemble"]) + "\n"
-    atomic("summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
+    atomic("summary.json", summary_text)
     atomic("summary.md", markdown)
+    return json.loads(summary_text), markdown

@@ -151,7 +151,7 @@ class Runner:
     async def _pipeline(self, samples: Sequence[Sample], ready: list[GenerationRecord],
                         pending: list[_Pending]) -> RunStats:
         started = time.perf_counter()
-        self._done_verdicts = self.store_done_verdicts()
+        self._done_verdicts = self.store.done_verdict_keys()
         self._samples = {s.id: s for s in samples}
         ready = [self._resplit(r) for r in ready]
         self.stats.generations_reused = len(ready)
@@ -183,9 +183,6 @@ class Runner:
                     await self.backend.close()
         self.stats.wall_s = time.perf_counter() - started
         return self.stats
-
-    def store_done_verdicts(self) -> set[str]:
-        return {k for (k,) in self.store.db.execute("SELECT key FROM verdicts WHERE status != 'failed'")}
 
     def _progress(self):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,

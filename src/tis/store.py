@@ -125,6 +125,10 @@ class RunStore:
                                          verdict=Verdict.model_validate_json(js))
         return out
 
+    def done_verdict_keys(self) -> set[str]:
+        """Keys of verdicts that need no new judging (failed ones are judged again)."""
+        return {k for (k,) in self.db.execute("SELECT key FROM verdicts WHERE status != 'failed'")}
+
     def counts(self) -> dict[str, int]:
         return {
             table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
