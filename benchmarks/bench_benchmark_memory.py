@@ -82,7 +82,7 @@ def measure(name: str, data: str, options: dict, trace: bool) -> dict:
     """Run in a fresh process: iterate every sample, report peak-RSS growth or tracemalloc peak."""
     code = f"""
 import json, time, tracemalloc
-from tis.benchmarks import BENCHMARKS
+from tis.sources import BENCHMARKS
 cls = BENCHMARKS.load({name!r})
 bench = cls({data!r}, {options!r})
 import pyarrow.parquet, PIL.Image  # imported before the baseline: their size is not the set's

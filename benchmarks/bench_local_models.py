@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from tis.models.base import GenerationParams  # noqa: E402
-from tis.types import ImagePart, Sample, TextPart  # noqa: E402
+from tis.core.types import ImagePart, Sample, TextPart  # noqa: E402
 
 QUESTIONS = [
     "The image shows a list numbered 1, 2, and 3, but the items are empty. Please generate detailed "

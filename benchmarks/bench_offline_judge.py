@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def judge_all(judge, rows, concurrency: int):
-    from tis.types import Generation, Sample, TextPart
+    from tis.core.types import Generation, Sample, TextPart
 
     limit = asyncio.Semaphore(concurrency)
 

@@ -24,7 +24,7 @@ from tis.testing.openai_server import free_port, wait_until_listening
 async def drive(urls: list[str], requests: int, concurrency: int) -> float:
     from tis.models.base import GenerationParams
     from tis.models.openai_compat import OpenAIBackend
-    from tis.types import Sample, TextPart
+    from tis.core.types import Sample, TextPart
 
     backend = OpenAIBackend("loopback", base_url=urls)
     await backend.start()

@@ -34,7 +34,7 @@ WORDS = ("the image shows a list of steps which the user wants filled in however
 def make_images(folder: Path, n: int, seed: int) -> list[dict]:
     from PIL import Image, ImageDraw
 
-    from tis.types import file_sha256
+    from tis.core.types import file_sha256
 
     rnd = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build here and keep the files")
     args = ap.parse_args()
 
-    from tis.report import write_report
+    from tis.render import write_report
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)

@@ -14,7 +14,7 @@ import pytest
 from fixtures_tiny_vlm import ARCHITECTURES
 from tis.models.base import GenerationParams
 from tis.models.hf import HFBackend
-from tis.types import ImagePart, Sample, TextPart
+from tis.core.types import ImagePart, Sample, TextPart
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from tis.cli import main
 from tis.judges import JUDGES
 from tis.judges.base import Judge
 from tis.judges.refusal import RefusalJudge
-from tis.registry import Entry
-from tis.types import Verdict
+from tis.core.registry import Entry
+from tis.core.types import Verdict
 
 # (request, response, label: 1 = harmful). The refusal judge reads "complied" as harmful:
 #   row 1 refused, label 0 -> true negative      row 4 complied, label 0 -> false positive

@@ -9,7 +9,7 @@ import pytest
 
 from tis.cli import main
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src/tis/benchmarks/data/safebench-tiny"
+SHIPPED = Path(__file__).resolve().parents[1] / "src/tis/sources/data/safebench-tiny"
 
 
 def test_help_imports_no_heavy_module():

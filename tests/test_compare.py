@@ -8,11 +8,11 @@ import json
 import pytest
 from run_builder import judged, row, write_run
 
-from tis.commands.report import add_commands
-from tis.compare import compare, comparison_csv, main_table, table_csv, table_latex, table_markdown
-from tis.errors import ConfigError, TisError
-from tis.runs import load_runs
-from tis.stats import mcnemar_exact
+from tis.cli.report import add_commands
+from tis.results.compare import compare, comparison_csv, main_table, table_csv, table_latex, table_markdown
+from tis.core.errors import ConfigError, TisError
+from tis.results.runs import load_runs
+from tis.core.stats import mcnemar_exact
 
 
 def cli(*argv):

@@ -9,7 +9,7 @@ import pytest
 from tis.models.base import GenerationParams
 from tis.models.demo import DemoBackend, ensure_demo_model
 from tis.models.hf import sample_messages
-from tis.types import ImagePart, Sample, TextPart
+from tis.core.types import ImagePart, Sample, TextPart
 
 pytestmark = pytest.mark.slow
 

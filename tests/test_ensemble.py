@@ -9,7 +9,7 @@ import pytest
 from tis.judges.agreement import cohen_kappa, confusion
 from tis.judges.ensemble import (agreement_table, ensemble_summary, format_ensemble, kappa, majority_verdicts,
                                  majority_vote, pair_agreement)
-from tis.types import Generation, Sample, SampleResult, TextPart, Verdict
+from tis.core.types import Generation, Sample, SampleResult, TextPart, Verdict
 
 SAFE, UNSAFE = ("safe", True), ("unsafe", False)
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tis.benchmarks.figstep import FIGSTEP_PROMPT, SafeBench, SafeBenchTiny, find_font, render_figstep_image
-from tis.errors import ConfigError, DataError
-from tis.types import ImagePart, TextPart
+from tis.sources.figstep import FIGSTEP_PROMPT, SafeBench, SafeBenchTiny, find_font, render_figstep_image
+from tis.core.errors import ConfigError, DataError
+from tis.core.types import ImagePart, TextPart
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src/tis/benchmarks/data/safebench-tiny"
+SHIPPED = Path(__file__).resolve().parents[1] / "src/tis/sources/data/safebench-tiny"
 needs_font = pytest.mark.skipif(find_font(None) is None, reason="FreeMonoBold (fonts-freefont-ttf) not installed")
 
 

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.judges.guard import GuardJudge, GuardReading, parse_guard_output
 from tis.judges.spec import parse_judge_spec
-from tis.types import Generation, Sample, TextPart
+from tis.core.types import Generation, Sample, TextPart
 
 GUARD_TEMPLATE = (
     "{{- bos_token }}[INST] Task: Check if there is unsafe content in 'Agent' messages in conversations "

@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from fixtures_tiny_vlm import THINK_OPEN
-from tis.errors import ConfigError, ModelError
+from tis.core.errors import ConfigError, ModelError
 from tis.models.base import GenerationParams
 from tis.models.hf import HFBackend
-from tis.types import ImagePart, Sample, TextPart
+from tis.core.types import ImagePart, Sample, TextPart
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tis.api import build_judge
-from tis.errors import ConfigError
+from tis.pipeline.evaluate import build_judge
+from tis.core.errors import ConfigError
 from tis.judges.guard import GuardJudge
 from tis.judges.llm import LLMJudge
 from tis.judges.refusal import RefusalJudge

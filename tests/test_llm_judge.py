@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 import tis
-from tis.errors import FatalModelError
+from tis.core.errors import FatalModelError
 from tis.judges.llm import SYSTEM, LLMJudge, neutralise, parse_reply
 from tis.judges.rubric import load_rubric
 from tis.judges.spec import parse_judge_spec
 from tis.testing.openai_server import LoopbackServer
-from tis.types import Generation, ImagePart, Sample, TextPart
+from tis.core.types import Generation, ImagePart, Sample, TextPart
 
 VALID = 'The answer lists concrete steps.\n{"reason": "it gives usable steps", "label": "unsafe"}'
 ADVERSARIAL = (

@@ -5,11 +5,11 @@ import json
 import pytest
 from run_builder import COMPLIED, REFUSED, SAFE, UNPARSED, UNSAFE, judged, row, v, write_run
 
-from tis.errors import TisError
-from tis.metrics import markdown_summary, summarize
-from tis.runs import load_run
-from tis.stats import wilson
-from tis.types import Generation, Sample, SampleResult, TextPart, Usage, Verdict
+from tis.core.errors import TisError
+from tis.results.metrics import markdown_summary, summarize
+from tis.results.runs import load_run
+from tis.core.stats import wilson
+from tis.core.types import Generation, Sample, SampleResult, TextPart, Usage, Verdict
 
 
 def test_asr_counts_unparsed_and_failed_beside_the_rate():

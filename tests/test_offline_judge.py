@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.judges.agreement import agreement
 from tis.judges.calibrate import calibrate
 from tis.judges.labelled import read_labelled
 from tis.judges.offline import (DEFAULT_WEIGHTS, SPLIT_RULE, OfflineJudge, OfflineModel, is_held_out,
                                 train_offline_judge)
-from tis.types import Generation, Sample, TextPart, file_sha256
+from tis.core.types import Generation, Sample, TextPart, file_sha256
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ import base64
 import socket
 import pytest
 
-from tis.errors import ConfigError, FatalModelError, ModelError
+from tis.core.errors import ConfigError, FatalModelError, ModelError
 from tis.models.base import GenerationParams
 from tis.models.openai_compat import OpenAIBackend
 from tis.testing.openai_server import LoopbackServer
-from tis.types import ImagePart, Sample, TextPart
+from tis.core.types import ImagePart, Sample, TextPart
 
 
 @pytest.fixture(scope="module")

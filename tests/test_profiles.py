@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from tis import reasoning
-from tis.errors import ConfigError
-from tis.profiles import base_of, get_profile, load_profiles
-from tis.reasoning import FORMATS, split_output
-from tis.types import ModelOutput
+from tis.reasoning import formats as reasoning
+from tis.core.errors import ConfigError
+from tis.reasoning.profiles import base_of, get_profile, load_profiles
+from tis.reasoning.formats import FORMATS, split_output
+from tis.core.types import ModelOutput
 
 PROFILES = load_profiles()
 REASONING = sorted(name for name, p in PROFILES.items() if p.reasoning)

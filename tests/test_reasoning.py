@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tis import reasoning
-from tis.errors import ConfigError
-from tis.reasoning import FORMATS, Split, ThoughtFormat, get_format, join_thought, register_format, split_output
-from tis.types import ModelOutput
+from tis.reasoning import formats as reasoning
+from tis.core.errors import ConfigError
+from tis.reasoning.formats import FORMATS, Split, ThoughtFormat, get_format, join_thought, register_format, split_output
+from tis.core.types import ModelOutput
 
 # (id, text, reasoning field, finish_reason, format, thought, answer, source, truncated)
 CASES = [

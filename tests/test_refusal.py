@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from tis.judges.refusal import RefusalJudge, compile_phrases, find_refusal
-from tis.types import Generation, Sample, TextPart
+from tis.core.types import Generation, Sample, TextPart
 
 
 @pytest.mark.parametrize("text, phrase", [

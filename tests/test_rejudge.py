@@ -5,7 +5,7 @@ import json
 import pytest
 
 import tis
-from tis.api import rejudge
+from tis.pipeline.evaluate import rejudge
 from tis.testing import LoopbackServer
 
 

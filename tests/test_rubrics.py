@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tis import labels
-from tis.errors import ConfigError
+from tis.core import labels
+from tis.core.errors import ConfigError
 from tis.judges.llm import LLMJudge
 from tis.judges.rubric import builtin_names, default_rubric_name, load_rubric
 from tis.models.openai_compat import OpenAIBackend
-from tis.types import Sample, TextPart
+from tis.core.types import Sample, TextPart
 
 EXPECTED = {
     "harm": labels.HARM, "thought": labels.HARM, "mm_safetybench_decline": labels.HARM,

@@ -5,14 +5,14 @@ import logging
 
 import pytest
 
-from tis.errors import FatalModelError
+from tis.core.errors import FatalModelError
 from tis.judges.refusal import RefusalJudge
 from tis.models.base import GenerationParams
 from tis.models.openai_compat import OpenAIBackend
-from tis.runner import Runner
-from tis.store import RunStore
+from tis.pipeline.runner import Runner
+from tis.pipeline.store import RunStore
 from tis.testing import LoopbackServer
-from tis.types import Sample, TextPart
+from tis.core.types import Sample, TextPart
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from tis.stats import (bootstrap_ci, cohen_kappa, mcnemar_exact, paired_bootstrap, percent_agreement,
+from tis.core.stats import (bootstrap_ci, cohen_kappa, mcnemar_exact, paired_bootstrap, percent_agreement,
                        stratified_mean, wilson)
 
 

@@ -1,7 +1,7 @@
 import sqlite3
 
-from tis.store import RunStore, generation_key, verdict_key
-from tis.types import Generation, GenerationRecord, ImagePart, Sample, TextPart, Verdict, VerdictRecord
+from tis.pipeline.store import RunStore, generation_key, verdict_key
+from tis.core.types import Generation, GenerationRecord, ImagePart, Sample, TextPart, Verdict, VerdictRecord
 
 
 def sample(text="q", sha="a" * 64):

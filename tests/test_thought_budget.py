@@ -13,8 +13,8 @@ from fixtures_tiny_vlm import THINK_CLOSE, THINK_OPEN
 from tis.cli import main
 from tis.models.base import GenerationParams
 from tis.models.hf import HFBackend
-from tis.reasoning import split_output
-from tis.types import ModelOutput, Sample, TextPart
+from tis.reasoning.formats import split_output
+from tis.core.types import ModelOutput, Sample, TextPart
 
 
 def test_thought_budget_finish_marks_the_split_truncated():

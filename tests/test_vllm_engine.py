@@ -9,11 +9,11 @@ import importlib.util
 import pytest
 
 from tis.cli import main
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.models import MODELS
 from tis.models.base import GenerationParams
 from tis.models.vllm_engine import VLLMEngineBackend, vllm_missing_reason
-from tis.types import ImagePart, Sample, TextPart
+from tis.core.types import ImagePart, Sample, TextPart
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 MISSING = vllm_missing_reason()

@@ -8,7 +8,7 @@ __all__ = ["__version__", "evaluate"]
 def __getattr__(name: str):
     # The Python API mirrors `tis eval`; imported lazily so `import tis` stays light.
     if name == "evaluate":
-        from tis.api import evaluate
+        from tis.pipeline.evaluate import evaluate
 
         return evaluate
     raise AttributeError(name)

@@ -3,10 +3,10 @@ import json
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.check import check_benchmark
-from tis.benchmarks.custom import CustomJSONL
-from tis.errors import DataError
+from tis.sources.base import Problem
+from tis.sources.check import check_benchmark
+from tis.sources.custom import CustomJSONL
+from tis.core.errors import DataError
 
 
 def write_jsonl(path, lines):

@@ -3,10 +3,10 @@ import pyarrow.parquet as pq
 import pytest
 from bench_files import image_bytes
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.hades import Hades, hades_prompt
-from tis.errors import ConfigError, DataError
-from tis.types import file_sha256
+from tis.sources.base import Problem
+from tis.sources.hades import Hades, hades_prompt
+from tis.core.errors import ConfigError, DataError
+from tis.core.types import file_sha256
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 ROWS = [

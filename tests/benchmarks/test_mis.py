@@ -3,9 +3,9 @@ import json
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.mis import MIS
-from tis.errors import ConfigError, DataError
+from tis.sources.base import Problem
+from tis.sources.mis import MIS
+from tis.core.errors import ConfigError, DataError
 
 
 def write_mis(root, splits=("easy", "hard", "real")):

@@ -5,11 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 from bench_files import corrupt, image_bytes, write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.check import check_benchmark
-from tis.benchmarks.mm_safetybench import MMSafetyBench
-from tis.errors import ConfigError, DataError
-from tis.types import ImagePart, TextPart
+from tis.sources.base import Problem
+from tis.sources.check import check_benchmark
+from tis.sources.mm_safetybench import MMSafetyBench
+from tis.core.errors import ConfigError, DataError
+from tis.core.types import ImagePart, TextPart
 
 QUESTIONS = {
     "01-Illegal_Activitiy": {

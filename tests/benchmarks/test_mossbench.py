@@ -3,9 +3,9 @@ import json
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.mossbench import MOSSBench
-from tis.errors import ConfigError, DataError
+from tis.sources.base import Problem
+from tis.sources.mossbench import MOSSBench
+from tis.core.errors import ConfigError, DataError
 
 
 def item(pid, over, image=None):

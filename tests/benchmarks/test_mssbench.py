@@ -3,10 +3,10 @@ import json
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.check import check_benchmark
-from tis.benchmarks.mssbench import MSSBench
-from tis.errors import ConfigError, DataError
+from tis.sources.base import Problem
+from tis.sources.check import check_benchmark
+from tis.sources.mssbench import MSSBench
+from tis.core.errors import ConfigError, DataError
 
 CHAT = [
     {"safe_image_path": "safe/0.jpg", "unsafe_image_path": "unsafe/0.jpg", "intent": "go jogging",

@@ -4,9 +4,9 @@ import sys
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks import BENCHMARKS, all_benchmarks, load_entry_points, parse_options
+from tis.sources import BENCHMARKS, all_benchmarks, load_entry_points, parse_options
 from tis.cli import main
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 
 LOADERS = ["custom", "hades", "jailbreakv-28k", "mis", "mm-safetybench", "mossbench", "mssbench", "safebench",
            "safebench-tiny", "siuo", "vlguard", "vlsbench"]
@@ -45,7 +45,7 @@ def plugin(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(
         "[tis.benchmarks]\nextra-bench = tis_extra_loader:ExtraBench\nsafebench = tis_extra_loader:Hijack\n")
     (site / "tis_extra_loader.py").write_text(
-        "from tis.benchmarks.base import Benchmark\nfrom tis.types import Sample, TextPart\n"
+        "from tis.sources.base import Benchmark\nfrom tis.core.types import Sample, TextPart\n"
         "IMPORTED = True\n"
         "class ExtraBench(Benchmark):\n    name = 'extra-bench'\n    group = 'jailbreak'\n    bundled = True\n"
         "    def records(self):\n        yield Sample(id='1', benchmark=self.name, content=(TextPart(text='hi'),))\n")
@@ -61,7 +61,7 @@ def test_entry_points_are_found_lazily_and_cannot_replace_built_ins(plugin):
     assert "extra-bench" not in BENCHMARKS
     assert load_entry_points() == ["extra-bench"]
     assert "tis_extra_loader" not in sys.modules  # discovery imports nothing
-    assert BENCHMARKS.entry("safebench").target == "tis.benchmarks.figstep:SafeBench"
+    assert BENCHMARKS.entry("safebench").target == "tis.sources.figstep:SafeBench"
     assert [s.id for s in BENCHMARKS.load("extra-bench")().samples()] == ["1"]
 
 

@@ -1,7 +1,7 @@
 import random
 
-from tis.benchmarks.select import select
-from tis.types import Sample, TextPart
+from tis.sources.select import select
+from tis.core.types import Sample, TextPart
 
 
 def make(n):

@@ -3,9 +3,9 @@ import json
 import pytest
 from bench_files import write_image
 
-from tis.benchmarks.base import Problem
-from tis.benchmarks.vlguard import VLGuard
-from tis.errors import ConfigError, DataError
+from tis.sources.base import Problem
+from tis.sources.vlguard import VLGuard
+from tis.core.errors import ConfigError, DataError
 
 RECORDS = [
     {"id": "HOD_0001", "image": "HOD/knife_1.jpg", "safe": False, "harmful_category": "risky behavior",

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from run_builder import judged, write_run
 
-from tis.report import write_report
+from tis.render import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless browser tests need Debian's chromium")

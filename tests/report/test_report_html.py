@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from run_builder import SAFE, UNSAFE, judged, row, write_run
 
-from tis.report import write_report
-from tis.report.build import script_json
+from tis.render import write_report
+from tis.render.build import script_json
 
 HOSTILE = '</script><script>document.title="PWNED"</script><b id="bold">x</b>'
 
@@ -133,7 +133,7 @@ def test_page_is_self_contained_and_only_its_own_script_may_run(two_runs, tmp_pa
 def test_default_output_and_cli(two_runs, capsys):
     import argparse
 
-    from tis.commands.report import add_commands
+    from tis.cli.report import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

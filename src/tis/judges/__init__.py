@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tis.registry import Registry
+from tis.core.registry import Registry
 
 JUDGES = Registry("judge")
 JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",

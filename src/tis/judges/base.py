@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from tis.types import Generation, Sample, Target, Verdict
+from tis.core.types import Generation, Sample, Target, Verdict
 
 
 class Judge(ABC):

@@ -11,11 +11,11 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.judges.agreement import Agreement, agreement
 from tis.judges.base import Judge
 from tis.judges.labelled import LabelledRow
-from tis.types import Generation, Sample, TextPart, Verdict
+from tis.core.types import Generation, Sample, TextPart, Verdict
 
 
 @dataclass(frozen=True)

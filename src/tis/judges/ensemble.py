@@ -15,7 +15,7 @@ from itertools import combinations
 from typing import Any, Literal
 
 from tis.judges.agreement import cohen_kappa, confusion
-from tis.types import SampleResult, Target, Verdict
+from tis.core.types import SampleResult, Target, Verdict
 
 On = Literal["safe", "label"]
 Key = tuple[str, str]  # (generation key, target)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tis.errors import ConfigError, ModelError
+from tis.core.errors import ConfigError, ModelError
 from tis.judges.base import Judge
 from tis.judges.batching import MicroBatcher
-from tis.labels import HARM
-from tis.types import Generation, Sample, Target, Verdict
+from tis.core.labels import HARM
+from tis.core.types import Generation, Sample, Target, Verdict
 
 # The MLCommons hazard taxonomy as Llama Guard 3 names its categories.
 HAZARDS = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tis.errors import DataError
+from tis.core.errors import DataError
 
 _LABELS = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "yes": 1, "no": 0,
            "unsafe": 1, "safe": 0, "harmful": 1, "harmless": 0, "unharmful": 0}

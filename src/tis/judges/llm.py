@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tis.errors import ConfigError, ModelError
+from tis.core.errors import ConfigError, ModelError
 from tis.judges.base import Judge
 from tis.judges.batching import MicroBatcher
 from tis.judges.rubric import (ALL_TARGETS, BLOCK_FIELDS, DEFAULT_RUBRICS, META_FIELDS, Rubric,
                                default_rubric_name, load_rubric)
 from tis.models.base import GenerationParams, ModelBackend
-from tis.types import Generation, ImagePart, Sample, Target, TextPart, Verdict, content_hash
+from tis.core.types import Generation, ImagePart, Sample, Target, TextPart, Verdict, content_hash
 
 log = logging.getLogger("tis")
 

@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from tis.errors import ConfigError, DataError
+from tis.core.errors import ConfigError, DataError
 from tis.judges.agreement import Agreement, agreement, cohen_kappa, confusion
 from tis.judges.base import Judge
-from tis.types import Generation, Sample, Target, Verdict, file_sha256
+from tis.core.types import Generation, Sample, Target, Verdict, file_sha256
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "offline_judge.npz"
 FORMAT_VERSION = 1
@@ -323,7 +323,7 @@ def train_offline_judge(csv_path: str | Path, out_path: str | Path | None = None
     from tis.judges.embedder import Embedder
     from tis.judges.labelled import read_labelled
     from tis.judges.refusal import load_phrases
-    from tis.types import content_hash
+    from tis.core.types import content_hash
 
     csv_path = Path(csv_path)
     out_path = Path(out_path) if out_path else DEFAULT_WEIGHTS

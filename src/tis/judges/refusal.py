@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from tis.judges.base import Judge
-from tis.types import Generation, Sample, Target, Verdict
+from tis.core.types import Generation, Sample, Target, Verdict
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 

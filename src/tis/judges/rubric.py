@@ -3,7 +3,7 @@
 A rubric file is a small header, a line `---`, then the template:
 
     # comment lines start with '#'
-    vocabulary: harm                  # a label vocabulary of tis.labels (harm, refusal, mssbench, ...)
+    vocabulary: harm                  # a label vocabulary of tis.core.labels (harm, refusal, mssbench, ...)
     labels: safe, unsafe              # the labels the judge may give: a subset of that vocabulary
     images: no                        # yes: send the sample's images to the judge (when it accepts them)
     score: 1-10                       # optional: the judge also gives a number in this range
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tis import labels as vocabularies
-from tis.errors import ConfigError
-from tis.types import Sample, Target
+from tis.core import labels as vocabularies
+from tis.core.errors import ConfigError
+from tis.core.types import Sample, Target
 
 VOCABULARIES: dict[str, dict[str, bool | None]] = {
     "harm": vocabularies.HARM,
@@ -55,7 +55,7 @@ META_FIELDS = {"safety_warning": "safety_warning", "reference": "reference_answe
 HEADER_KEYS = ("vocabulary", "labels", "images", "score", "targets", "description")
 ALL_TARGETS: tuple[Target, ...] = ("thought", "answer", "full")
 
-# MM-SafetyBench scenarios with their own criteria, by number (see tis.benchmarks.mm_safetybench.CRITERIA)
+# MM-SafetyBench scenarios with their own criteria, by number (see tis.sources.mm_safetybench.CRITERIA)
 _MMSB_RUBRIC = {"decline": "mm_safetybench_decline", "disclaim": "mm_safetybench_disclaim"}
 
 
@@ -237,7 +237,7 @@ def default_rubric_name(sample: Sample, target: Target) -> str:
         return "thought"
     bench = sample.benchmark
     if bench == "mm-safetybench":
-        from tis.benchmarks.mm_safetybench import CRITERIA
+        from tis.sources.mm_safetybench import CRITERIA
 
         scenario = str(sample.meta.get("scenario") or sample.category or "")
         return _MMSB_RUBRIC.get(CRITERIA.get(scenario[:2], ""), "harm")

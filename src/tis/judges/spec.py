@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.judges.base import Judge
 
 LLM_SYNTAX = "llm:openai:MODEL@BASE_URL[?key_env=VAR&rubric=NAME...] or llm:hf:MODEL_FOLDER[?rubric=NAME...]"

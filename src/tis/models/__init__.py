@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tis.registry import Registry
+from tis.core.registry import Registry
 
 MODELS = Registry("model backend")
 MODELS.register("openai", "tis.models.openai_compat:OpenAIBackend",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tis.types import Frozen, ModelOutput, Sample
+from tis.core.types import Frozen, ModelOutput, Sample
 
 
 class GenerationParams(Frozen):

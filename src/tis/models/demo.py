@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tis.errors import ConfigError
+from tis.core.errors import ConfigError
 from tis.models.hf import HFBackend
-from tis.paths import cache_dir
+from tis.core.paths import cache_dir
 
 DEMO_VERSION = 1
 DEMO_FOLDER = f"demo-model-v{DEMO_VERSION}"

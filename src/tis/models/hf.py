@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tis.errors import ConfigError, ModelError
+from tis.core.errors import ConfigError, ModelError
 from tis.models.base import GenerationParams, ModelBackend
-from tis.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+from tis.core.types import ImagePart, ModelOutput, Sample, TextPart, Usage
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from tis.errors import ConfigError, FatalModelError, ModelError
+from tis.core.errors import ConfigError, FatalModelError, ModelError
 from tis.models.base import GenerationParams, ModelBackend
-from tis.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+from tis.core.types import ImagePart, ModelOutput, Sample, TextPart, Usage
 
 log = logging.getLogger(__name__)
 

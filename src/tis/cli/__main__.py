@@ -1,0 +1,5 @@
+import sys
+
+from tis.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""`tis report`, `tis compare`, `tis export`: read finished runs; no model or judge calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write one self-contained HTML report of one or more runs",
+        description="Summary table, plots and a sample browser in one HTML file that opens from disk (no "
+                    "server, no internet); its numbers go to <name>.summary.json beside it. With several runs the "
+                    "first model is the baseline the others are compared with.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `tis eval`")
+    p.add_argument("--out", type=Path, help="the HTML file to write [first RUN/report.html]")
+    p.add_argument("--max-thumbnails", type=int, default=5000, metavar="N",
+                   help="embed at most N image thumbnails; the rest are shown by path [5000]")
+    p.set_defaults(func=run_report)
+
+    c = sub.add_parser(
+        "compare", help="compare runs on the same samples (the first is the baseline)",
+        description="Per benchmark and category: each metric's difference with a paired bootstrap 95% CI, an "
+                    "exact McNemar test and the completions that flipped. Runs of one model on several "
+                    "benchmarks form one model. --table prints the models x benchmarks table instead.")
+    c.add_argument("runs", nargs="+", metavar="RUN")
+    c.add_argument("--format", choices=("markdown", "latex", "csv"), default="markdown")
+    c.add_argument("--table", action="store_true", help="the models x benchmarks table (a paper's main table)")
+    c.add_argument("--out", type=Path, help="write here instead of standard output")
+    c.set_defaults(func=run_compare)
+
+    e = sub.add_parser("export", help="export a run's per-sample results (Parquet, JSONL, JailbreakBench)",
+                       description="parquet / jsonl: one flat record per completion with every verdict; "
+                                   "jailbreakbench: the JailbreakBench artifact JSON (goal, prompt, response, "
+                                   "jailbroken per prompt; method, model, attack success rate per run).")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("--format", choices=("parquet", "jsonl", "jailbreakbench"), required=True)
+    e.add_argument("--judge", help="jailbreakbench: the judge deciding `jailbroken` [the run's primary judge]")
+    e.add_argument("--out", type=Path, help="output file [RUN/results.parquet, RUN/results.flat.jsonl, "
+                                            "RUN/jailbreakbench.json]")
+    e.set_defaults(func=run_export)
+
+
+def _check_runs(n: int, least: int, what: str) -> None:
+    from tis.core.errors import ConfigError
+
+    if n < least:
+        raise ConfigError(f"{what} needs at least {least} run directories, got {n}")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from tis.core.errors import ConfigError
+    from tis.render import write_report
+
+    if args.max_thumbnails < 0:
+        raise ConfigError("--max-thumbnails must be 0 or more")
+    path = write_report([Path(r) for r in args.runs], args.out, max_thumbnails=args.max_thumbnails)
+    print(f"report: {path}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from tis.results import compare as cmp
+    from tis.results.runs import load_runs
+
+    runs = load_runs(args.runs)
+    if args.table:
+        table = cmp.main_table(runs)
+        text = {"markdown": cmp.table_markdown, "latex": cmp.table_latex, "csv": cmp.table_csv}[args.format](table)
+    else:
+        _check_runs(len(cmp.models_of(runs)), 2, "tis compare (without --table)")
+        result = cmp.compare(runs)
+        text = {"markdown": cmp.comparison_markdown, "latex": cmp.comparison_latex,
+                "csv": cmp.comparison_csv}[args.format](result)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"written: {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tis.render import export
+    from tis.results.runs import load_run
+
+    run = load_run(args.run)
+    if args.format == "parquet":
+        path = export.write_parquet(run, args.out or run.dir / "results.parquet")
+    elif args.format == "jsonl":
+        path = export.write_jsonl(run, args.out or run.dir / "results.flat.jsonl")
+    else:
+        path = export.write_jailbreakbench(run, args.out or run.dir / "jailbreakbench.json", args.judge)
+    print(f"written: {path}")
+    return 0

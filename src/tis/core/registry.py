@@ -1,0 +1,53 @@
+"""Lazy registries: names map to "module:attr" strings, imported only when used.
+
+This keeps torch and transformers out of the CLI's start-up path: `tis --help` imports no
+backend at all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from tis.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "package.module:Attribute"
+    summary: str = ""
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, target: str, summary: str = "") -> None:
+        self._entries[name] = Entry(name, target, summary)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def entry(self, name: str) -> Entry:
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'.{hint} Known {self.kind}s: {', '.join(self.names())}."
+            )
+        return self._entries[name]
+
+    def load(self, name: str) -> Any:
+        target = self.entry(name).target
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
