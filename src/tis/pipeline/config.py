@@ -10,45 +10,83 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tis.core.errors import ConfigError
 
 
+def _cli(group: str, metavar: str | None = None, *aliases: str) -> dict:
+    """Flag settings for `tis.core.config.add_config_flags`: help group, metavar, extra flag names."""
+    cli: dict = {"group": group, "aliases": list(aliases)}
+    if metavar:
+        cli["metavar"] = metavar
+    return {"cli": cli}
+
+
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # model under test
-    model: str = Field("demo", description="demo | openai:NAME | hf:PATH_OR_HUB_ID")
-    base_url: list[str] = Field(default_factory=list, description="OpenAI-compatible base URL(s)")
-    api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int | None = Field(None, ge=1)
-    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
-    thought_format: str | None = Field(None, description="[auto, or the profile's]")
-    profile: str | None = None
-    profile_files: list[str] = Field(default_factory=list, description="extra profile TOML files")
+    model: str = Field("demo", description="demo (offline pipeline check; cannot see images) | openai:NAME (with "
+                       "--base-url) | hf:PATH_OR_HUB_ID | vllm:PATH_OR_HUB_ID (GPU)", json_schema_extra=_cli("model"))
+    base_url: list[str] = Field(default_factory=list, description="OpenAI-compatible base URL, e.g. "
+                                "http://127.0.0.1:8000/v1; repeat for replicas", json_schema_extra=_cli("model", "URL"))
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key",
+                                    json_schema_extra=_cli("model", "VAR"))
+    device: str = Field("auto", description="hf/demo: auto | cpu | cuda[:N]", json_schema_extra=_cli("model"))
+    dtype: str = Field("auto", description="hf/demo: auto | float32 | bfloat16 | float16",
+                       json_schema_extra=_cli("model"))
+    batch_size: int | None = Field(None, ge=1, description="hf/demo: samples per generate call (unset: the "
+                                   "backend's choice)", json_schema_extra=_cli("model", "N"))
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout in seconds",
+                             json_schema_extra=_cli("model", "SECONDS", "--timeout"))
+    thought_format: str | None = Field(None, description="how to split thought from answer: auto | r1 | "
+                                       "r1_prefilled | kimi | llava_cot | mulberry | plain | none (unset: the "
+                                       "profile's, else auto)", json_schema_extra=_cli("model", "FORMAT"))
+    profile: str | None = Field(None, description="a model profile or alias (tis models list): thought format, "
+                                "sampling, base model", json_schema_extra=_cli("model", "NAME"))
+    profile_files: list[str] = Field(default_factory=list, description="a TOML file of extra or changed model "
+                                     "profiles; repeatable", json_schema_extra=_cli("model", "FILE", "--profiles"))
     # benchmark
-    benchmark: str = "safebench-tiny"
-    data: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(None, ge=1)
-    sample: int | None = Field(None, ge=1)
-    sample_seed: int = 0
-    skip_bad: bool = False
+    benchmark: str = Field("safebench-tiny", description="benchmark name (tis benchmarks list)",
+                           json_schema_extra=_cli("benchmark", "NAME", "-b"))
+    data: str | None = Field(None, description="the benchmark's data folder or file, as published",
+                             json_schema_extra=_cli("benchmark", "PATH"))
+    options: dict[str, Any] = Field(default_factory=dict, description="a benchmark option (e.g. "
+                                    "variant=baseline); repeatable", json_schema_extra=_cli("benchmark", None, "--set"))
+    limit: int | None = Field(None, ge=1, description="only the first N samples",
+                              json_schema_extra=_cli("benchmark", "N"))
+    sample: int | None = Field(None, ge=1, description="a seeded random subset of N samples (the same every time)",
+                               json_schema_extra=_cli("benchmark", "N"))
+    sample_seed: int = Field(0, description="seed for --sample", json_schema_extra=_cli("benchmark", "SEED"))
+    skip_bad: bool = Field(False, description="skip unreadable items (counted and listed) instead of stopping",
+                           json_schema_extra=_cli("benchmark"))
     # generation
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_thought_tokens: int | None = Field(None, ge=1, description="close the thought after N tokens (hf)")
-    seed: int | None = 0
-    n: int = Field(1, ge=1)
+    temperature: float | None = Field(None, ge=0, description="sampling temperature (unset: the profile's, else 0)",
+                                      json_schema_extra=_cli("generation", "T"))
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling (unset: the profile's, else 1)",
+                                json_schema_extra=_cli("generation", "P"))
+    max_tokens: int | None = Field(None, ge=1, description="most new tokens per completion (unset: the "
+                                   "profile's, else the backend's)", json_schema_extra=_cli("generation", "N"))
+    max_thought_tokens: int | None = Field(None, ge=1, description="thought budget: hf closes the thought after N "
+                                           "tokens and marks the sample truncated; over HTTP only --max-tokens "
+                                           "bounds it", json_schema_extra=_cli("generation", "N"))
+    seed: int | None = Field(0, description="sampling seed (none: no seed)",
+                             json_schema_extra=_cli("generation", "SEED"))
+    n: int = Field(1, ge=1, description="completions per prompt",
+                   json_schema_extra=_cli("generation", "N", "-n", "--num-samples"))
     # judging
-    judges: list[str] | None = Field(None, description="[offline + refusal; refusal alone without tis[judge]]")
+    judges: list[str] | None = Field(None, description="a judge (tis judges list); repeat for several (unset: "
+                                     "offline and refusal; refusal alone without tis[judge])",
+                                     json_schema_extra=_cli("judging", "SPEC", "--judge"))
     # running
-    concurrency: int = Field(16, ge=1)
-    max_retries: int = Field(5, ge=0)
-    backoff_s: float = Field(1.0, ge=0)
-    out: str = "runs"
-    name: str | None = None
-    progress: bool = True
-    report: bool = Field(True, description="write report.html into the run directory")
+    concurrency: int = Field(16, ge=1, description="requests in flight at once",
+                             json_schema_extra=_cli("running", "N"))
+    max_retries: int = Field(5, ge=0, description="retries on 429 / 5xx / timeouts",
+                             json_schema_extra=_cli("running", "N"))
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay in seconds (longer with each retry)",
+                             json_schema_extra=_cli("running", "SECONDS"))
+    out: str = Field("runs", description="parent folder of run directories", json_schema_extra=_cli("running", "DIR"))
+    name: str | None = Field(None, description="run directory name (unset: derived from the settings, so a re-run "
+                             "resumes)", json_schema_extra=_cli("running", "NAME"))
+    progress: bool = Field(True, description="show a progress bar", json_schema_extra=_cli("running"))
+    report: bool = Field(True, description="write report.html into the run directory",
+                         json_schema_extra=_cli("running"))
 
     @field_validator("judges")
     @classmethod
