@@ -6,20 +6,33 @@ identity, the target and the judged text. Every record is committed as soon as i
 killed run loses at most the calls in flight, and a re-run finds its work already done.
 
 A stored `ok` record is never overwritten; a `failed` one is replaced when a retry succeeds.
+
+Lineage (schema 2): every generation and verdict carries the `stage` that made it, and the
+`lineage` table lists the keys each record was made from (a teacher's question from its caption,
+a filter's verdict from its generation), so a multi-stage build can be resumed and explained.
+A store of schema 1 is migrated in place when opened (its rows get stage "generate" / "judge").
+
+`selection` lists the generation keys of the run's current sample set, in order, written before
+any model call: re-judging reads it, so a run that stopped before writing results.jsonl can still
+be re-judged. `RunLock` keeps two processes from running in one directory at once.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tis.core.errors import TisError
+from tis.core.errors import ConfigError, TisError
 from tis.core.types import Generation, GenerationRecord, Sample, Verdict, VerdictRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LOCK_NAME = "tis.lock"
 DB_NAME = "tis.sqlite"
 
 _SCHEMA = """
@@ -30,13 +43,23 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE TABLE IF NOT EXISTS images (sha256 TEXT PRIMARY KEY, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY, sample_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
-    status TEXT NOT NULL, json TEXT NOT NULL, created REAL NOT NULL);
+    status TEXT NOT NULL, json TEXT NOT NULL, created REAL NOT NULL, stage TEXT NOT NULL DEFAULT 'generate');
 CREATE INDEX IF NOT EXISTS generations_sample ON generations (sample_id, sample_index);
 CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, sample_id TEXT NOT NULL,
     sample_index INTEGER NOT NULL, judge TEXT NOT NULL, target TEXT NOT NULL,
-    status TEXT NOT NULL, json TEXT NOT NULL, created REAL NOT NULL);
+    status TEXT NOT NULL, json TEXT NOT NULL, created REAL NOT NULL, stage TEXT NOT NULL DEFAULT 'judge');
 CREATE INDEX IF NOT EXISTS verdicts_generation ON verdicts (generation_key);
+"""
+
+# added in schema 2 (created for new stores and by the migration from schema 1)
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS lineage (
+    key TEXT NOT NULL, parent TEXT NOT NULL, stage TEXT NOT NULL, PRIMARY KEY (key, parent));
+CREATE INDEX IF NOT EXISTS lineage_parent ON lineage (parent);
+CREATE TABLE IF NOT EXISTS selection (
+    position INTEGER PRIMARY KEY, sample_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+    generation_key TEXT NOT NULL);
 """
 
 
@@ -51,13 +74,30 @@ class RunStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(_SCHEMA)
+            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                self.db.executescript(_SCHEMA_2)
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(version[0]) == 1:
+                self._migrate_1_to_2()
+            elif int(version[0]) != SCHEMA_VERSION:
+                raise TisError(f"{self.path} has store schema {version[0]}; this tis reads {SCHEMA_VERSION}")
         except (OSError, sqlite3.DatabaseError) as exc:
             raise TisError(f"cannot open the run store in {self.run_dir}: {exc}") from None
-        version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if version is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(version[0]) != SCHEMA_VERSION:
-            raise TisError(f"{self.path} has store schema {version[0]}; this tis reads {SCHEMA_VERSION}")
+
+    def _migrate_1_to_2(self) -> None:
+        """Schema 1 -> 2: a stage on every row, the lineage and selection tables. Rows are kept."""
+        with self._transaction():
+            for table, stage in (("generations", "generate"), ("verdicts", "judge")):
+                columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                if "stage" not in columns:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN stage TEXT NOT NULL DEFAULT '{stage}'")
+            for statement in _SCHEMA_2.strip().split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            # a verdict's parent is the generation it judged
+            self.db.execute("INSERT OR IGNORE INTO lineage SELECT key, generation_key, stage FROM verdicts")
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -86,14 +126,73 @@ class RunStore:
         return {sid: Sample.model_validate_json(js) for sid, js in self.db.execute("SELECT sample_id, json FROM samples")}
 
     # generations --------------------------------------------------------------------------
-    def put_generation(self, record: GenerationRecord) -> None:
+    def put_generation(self, record: GenerationRecord, *, stage: str = "generate",
+                       parents: Iterable[str] = ()) -> None:
         g = record.generation
-        self.db.execute(
-            "INSERT INTO generations VALUES (?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-            "status=excluded.status, json=excluded.json, created=excluded.created "
-            "WHERE generations.status != 'ok' OR excluded.status = 'ok'",
-            (record.key, record.sample_id, record.sample_index, g.status, g.model_dump_json(), time.time()),
-        )
+        parents = list(parents)
+        with self._transaction() if parents else _nothing():
+            self.db.execute(
+                "INSERT INTO generations VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "status=excluded.status, json=excluded.json, created=excluded.created, stage=excluded.stage "
+                "WHERE generations.status != 'ok' OR excluded.status = 'ok'",
+                (record.key, record.sample_id, record.sample_index, g.status, g.model_dump_json(), time.time(),
+                 stage),
+            )
+            self._put_lineage(record.key, parents, stage)
+
+    def _put_lineage(self, key: str, parents: Iterable[str], stage: str) -> None:
+        rows = [(key, p, stage) for p in dict.fromkeys(parents)]
+        if rows:
+            self.db.executemany("INSERT OR IGNORE INTO lineage VALUES (?,?,?)", rows)
+
+    def stage_of(self, key: str) -> str | None:
+        """The stage that made a stored generation or verdict."""
+        for table in ("generations", "verdicts"):
+            row = self.db.execute(f"SELECT stage FROM {table} WHERE key=?", (key,)).fetchone()
+            if row:
+                return row[0]
+        return None
+
+    def lineage(self, key: str) -> list[tuple[str, str]]:
+        """(key, stage) of every record `key` was made from, nearest first, up to the first stage."""
+        out, seen, frontier = [], {key}, [key]
+        while frontier:
+            nxt = []
+            for k in frontier:
+                for (parent,) in self.db.execute("SELECT parent FROM lineage WHERE key=? ORDER BY rowid", (k,)):
+                    if parent not in seen:
+                        seen.add(parent)
+                        out.append((parent, self.stage_of(parent) or "?"))
+                        nxt.append(parent)
+            frontier = nxt
+        return out
+
+    def children(self, key: str) -> list[tuple[str, str]]:
+        """(key, stage) of every record made directly from `key`."""
+        return [(k, st) for k, st in self.db.execute("SELECT key, stage FROM lineage WHERE parent=?", (key,))]
+
+    def generations_of_stage(self, stage: str) -> dict[str, GenerationRecord]:
+        keys = [k for (k,) in self.db.execute("SELECT key FROM generations WHERE stage=?", (stage,))]
+        return self.generations(keys)
+
+    # the run's sample set -----------------------------------------------------------------
+    def set_selection(self, keys: dict[str, list[str]]) -> None:
+        """The generation keys of this run's samples (sample id -> key per sample index), in order."""
+        rows, pos = [], 0
+        for sid, ks in keys.items():
+            for idx, key in enumerate(ks):
+                rows.append((pos, sid, idx, key))
+                pos += 1
+        with self._transaction():
+            self.db.execute("DELETE FROM selection")
+            self.db.executemany("INSERT INTO selection VALUES (?,?,?,?)", rows)
+
+    def selection(self) -> dict[str, list[str]] | None:
+        """The keys `set_selection` wrote (None for a store that has none, e.g. made before schema 2)."""
+        out: dict[str, list[str]] = {}
+        for sid, key in self.db.execute("SELECT sample_id, generation_key FROM selection ORDER BY position"):
+            out.setdefault(sid, []).append(key)
+        return out or None
 
     def generations(self, keys: Iterable[str] | None = None) -> dict[str, GenerationRecord]:
         return {r.key: r for r in self._select_generations(keys)}
@@ -106,15 +205,17 @@ class RunStore:
                                        generation=Generation.model_validate_json(js))
 
     # verdicts -----------------------------------------------------------------------------
-    def put_verdict(self, record: VerdictRecord) -> None:
+    def put_verdict(self, record: VerdictRecord, *, stage: str = "judge", parents: Iterable[str] = ()) -> None:
         v = record.verdict
-        self.db.execute(
-            "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-            "status=excluded.status, json=excluded.json, created=excluded.created "
-            "WHERE verdicts.status = 'failed'",
-            (record.key, record.generation_key, record.sample_id, record.sample_index, v.judge, v.target,
-             v.status, v.model_dump_json(), time.time()),
-        )
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "status=excluded.status, json=excluded.json, created=excluded.created "
+                "WHERE verdicts.status = 'failed'",
+                (record.key, record.generation_key, record.sample_id, record.sample_index, v.judge, v.target,
+                 v.status, v.model_dump_json(), time.time(), stage),
+            )
+            self._put_lineage(record.key, [record.generation_key, *parents], stage)
 
     def verdicts(self, keys: Iterable[str] | None = None) -> dict[str, VerdictRecord]:
         query = "SELECT key, generation_key, sample_id, sample_index, json FROM verdicts"
@@ -157,6 +258,78 @@ class RunStore:
 
     def _transaction(self) -> "RunStore._Tx":
         return RunStore._Tx(self.db)
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+class RunLock:
+    """An exclusive lock on a run directory for as long as one process works in it.
+
+    `fcntl.flock` on `tis.lock` (released by the kernel when the process dies, even by SIGKILL, so
+    a stale lock never blocks a resume). The holder's pid, host, command and start time are
+    written in the file; a second process fails at once with a ConfigError that names them.
+    """
+
+    def __init__(self, run_dir: str | Path, command: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        import re
+
+        command = command if command is not None else " ".join(sys.argv)
+        self.command = re.sub(r"//[^/@\s]+@", "//***@", command)  # never a password from a URL
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot lock the run directory {self.run_dir}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            try:
+                info = json.loads(holder)
+                who = (f"process {info.get('pid')} on {info.get('host')} since {info.get('started')} "
+                       f"(command: {info.get('command') or '?'})")
+            except (json.JSONDecodeError, AttributeError):
+                who = "another process"
+            raise ConfigError(f"the run directory {self.run_dir} is in use by {who}; wait for it to finish, "
+                              f"or use another --name / --out") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:
