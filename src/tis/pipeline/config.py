@@ -81,9 +81,14 @@ class EvalConfig(BaseModel):
                              json_schema_extra=_cli("running", "N"))
     backoff_s: float = Field(1.0, ge=0, description="first retry delay in seconds (longer with each retry)",
                              json_schema_extra=_cli("running", "SECONDS"))
+    max_connection_failures: int = Field(8, ge=0, description="stop the run when this many model calls in a row "
+                                         "could not connect to the server (0: never); what is stored is kept",
+                                         json_schema_extra=_cli("running", "N"))
     out: str = Field("runs", description="parent folder of run directories", json_schema_extra=_cli("running", "DIR"))
     name: str | None = Field(None, description="run directory name (unset: derived from the settings, so a re-run "
                              "resumes)", json_schema_extra=_cli("running", "NAME"))
+    force: bool = Field(False, description="reuse a --name whose run has another model, benchmark or generation "
+                        "settings (its visible outputs are replaced)", json_schema_extra=_cli("running"))
     progress: bool = Field(True, description="show a progress bar", json_schema_extra=_cli("running"))
     report: bool = Field(True, description="write report.html into the run directory",
                          json_schema_extra=_cli("running"))
