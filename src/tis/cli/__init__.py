@@ -1,7 +1,8 @@
 """The `tis` command. Only the standard library and tis' light modules load at start-up.
 
 One module per command group here, each with `add_commands(subparsers)`; parsers set
-`func(args) -> int`. Heavy work is imported inside the command functions."""
+`func(args) -> int`. Heavy work is imported inside the command functions. A command module that
+fails to import stops `tis` at start-up with one line naming it: a command never goes missing silently."""
 
 from __future__ import annotations
 
@@ -13,10 +14,25 @@ from collections.abc import Sequence
 from tis import __version__
 
 # sub-command modules under tis.cli, each with add_commands(subparsers)
-COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report")
+COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandImportError(Exception):
+    """A command module that does not import: tis is broken or half installed."""
+
+
+def _command_module(name: str):
+    module_name = name if "." in name else f"tis.cli.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:  # any failure: a missing module, a missing dependency, a bug
+        raise CommandImportError(
+            f"the command module {module_name} does not import ({type(exc).__name__}: {exc}); "
+            "reinstall tis (pip install -e .) or fix that module") from exc
+
+
+def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `tis` parser with the commands of `modules` (names under tis.cli, or dotted module paths)."""
     parser = argparse.ArgumentParser(
         prog="tis",
         description="Think in Safety: evaluate multimodal reasoning models on safety benchmarks, judging the "
@@ -24,13 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"tis.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"tis.cli.{name}":
-                raise
-            continue
+    for name in COMMAND_MODULES if modules is None else modules:
+        module = _command_module(name)
+        if not callable(getattr(module, "add_commands", None)):
+            raise CommandImportError(f"the command module {module.__name__} has no add_commands(subparsers)")
         module.add_commands(sub)
     return parser
 
@@ -38,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from tis.core.errors import TisError
 
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandImportError as exc:
+        print(f"tis: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
