@@ -18,7 +18,7 @@ from tis.pipeline.config import EvalConfig, make_config
 from tis.core.errors import ConfigError
 from tis.judges.base import Judge
 from tis.models.base import GenerationParams, ModelBackend
-from tis.pipeline.store import RunStore, write_manifest
+from tis.pipeline.store import RunLock, RunStore, write_manifest
 from tis.results.outputs import collect_results, write_outputs
 from tis.core.types import content_hash
 
@@ -99,12 +99,55 @@ def default_max_tokens(backend: ModelBackend) -> int:
     return getattr(backend, "default_max_tokens", DEFAULT_MAX_TOKENS)
 
 
+def _benchmark_what(bench: Benchmark) -> dict:
+    return {k: v for k, v in bench.describe().items() if k in ("name", "data", "options")}  # not licence text
+
+
 def run_name(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: GenerationParams) -> str:
-    what = {k: v for k, v in bench.describe().items() if k in ("name", "data", "options")}  # not licence text
-    digest = content_hash({"model": backend.identity, "benchmark": what, "params": params.identity(),
-                           "n": params.n, "limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed})
+    """The run directory's default name: benchmark, model and a digest of the settings.
+
+    The sample set (--limit, --sample) is not part of it: a pilot run and the full run share one
+    directory, so the full run pays only for the samples the pilot did not have. The digest keeps
+    its old form (limit and sample unset), so a full run's directory keeps its name.
+    """
+    digest = content_hash({"model": backend.identity, "benchmark": _benchmark_what(bench), "params": params.identity(),
+                           "n": params.n, "limit": None, "sample": None, "sample_seed": 0})
     model = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.model.split(":", 1)[-1].rstrip("/").split("/")[-1] or cfg.model)
     return f"{bench.name}-{model}-{digest[:8]}"
+
+
+def run_identity(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: GenerationParams) -> dict:
+    """What a run directory holds results of: digests of the model, the benchmark and the generation
+    settings (not the sample set, the number of completions, the judges or the thought format, which
+    a re-run in the same directory may change)."""
+    return {"model": content_hash(backend.identity)[:16], "benchmark": content_hash(_benchmark_what(bench))[:16],
+            "generation": content_hash(params.identity())[:16], "model_spec": cfg.model, "benchmark_name": bench.name}
+
+
+def check_reuse(run_dir: Path, identity: dict, *, force: bool) -> None:
+    """Refuse a run directory that holds another model's, benchmark's or setting's run (unless forced)."""
+    manifest_path = run_dir / "manifest.json"
+    if force or not manifest_path.is_file():
+        return
+    from tis.pipeline.store import read_manifest
+
+    try:
+        old = read_manifest(run_dir)
+    except Exception:  # an unreadable manifest is replaced; the store decides what is reused
+        return
+    before = old.get("run_identity")
+    if isinstance(before, dict) and all(k in before for k in ("model", "benchmark", "generation")):
+        differs = [what for what in ("model", "benchmark", "generation") if before[what] != identity[what]]
+    else:  # a run made before run identities were recorded
+        model = (old.get("model") or {}).get("spec")
+        bench = (old.get("benchmark") or {}).get("name")
+        differs = [what for what, a, b in (("model", model, identity["model_spec"]),
+                                           ("benchmark", bench, identity["benchmark_name"])) if a is not None and a != b]
+    if differs:
+        held = f"{(old.get('model') or {}).get('spec', '?')} on {(old.get('benchmark') or {}).get('name', '?')}"
+        raise ConfigError(f"{run_dir} holds a run of {held}; this run has another "
+                          f"{' and '.join('generation settings' if d == 'generation' else d for d in differs)}. "
+                          f"Use another --name, or --force to replace its outputs")
 
 
 def _first(*values):
@@ -119,7 +162,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs: Any) -> RunOutcome:
 
 async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     from tis.sources.select import select
-    from tis.pipeline.runner import Runner, prepare_images
+    from tis.pipeline.runner import prepare_images
 
     bench = build_benchmark(cfg)
     judge_specs = cfg.judges or default_judges()
@@ -138,12 +181,11 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
         top_p=_first(cfg.top_p, profile and profile.top_p, 1.0), seed=cfg.seed, n=cfg.n,
         max_tokens=_first(cfg.max_tokens, profile and profile.max_tokens, default_max_tokens(backend)),
         max_thought_tokens=cfg.max_thought_tokens)
-    thought_format = _first(cfg.thought_format, profile and profile.thought_format, "auto")
-    if not isinstance(thought_format, str):
-        thought_format = thought_format.name
+    chosen_format = _first(cfg.thought_format, profile and profile.thought_format, "auto")
     from tis.reasoning.formats import get_format
 
-    fmt = get_format(thought_format)  # an unknown format is a usage error before anything runs
+    fmt = get_format(chosen_format)  # an unknown format is a usage error before anything runs
+    thought_format = fmt.name
     if fmt.kind in ("tags", "prefilled") and hasattr(backend, "thought_close"):
         backend.thought_open, backend.thought_close = fmt.open, fmt.close  # the thought budget closes with it
 
@@ -156,6 +198,20 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
         raise ConfigError(f"benchmark '{bench.name}' gave no usable samples with these options")
 
     run_dir = Path(cfg.out) / (cfg.name or run_name(cfg, backend, bench, params))
+    identity = run_identity(cfg, backend, bench, params)
+    lock = RunLock(run_dir).acquire()  # a second process on this directory stops here, told who holds it
+    try:
+        check_reuse(run_dir, identity, force=cfg.force)
+        return await _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_specs, params,
+                                 thought_format, fmt, profile, samples, problems)
+    finally:
+        lock.release()
+
+
+async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_specs, params, thought_format, fmt,
+                      profile, samples, problems) -> RunOutcome:
+    from tis.pipeline.runner import Runner
+
     store = RunStore(run_dir)
     try:
         store.put_samples(samples)
@@ -168,16 +224,19 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
             "judges": [{"spec": spec, "id": j.id} for spec, j in zip(judge_specs, judges)],
             "generation": params.model_dump(),
             "thought_format": thought_format,
+            "thought_format_spec": fmt.model_dump(mode="json"),  # re-splitting needs no profile file
+            "run_identity": identity,
             "profile": profile.name if profile else None,
             "base_profile": profile.base if profile else None,
             "selection": {"limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed,
                           "samples": len(samples), "skipped_bad": len(problems)},
-            "runner": {"concurrency": cfg.concurrency, "max_retries": cfg.max_retries, "timeout_s": cfg.timeout_s},
+            "runner": {"concurrency": cfg.concurrency, "max_retries": cfg.max_retries, "timeout_s": cfg.timeout_s,
+                       "max_connection_failures": cfg.max_connection_failures},
         }
         write_manifest(run_dir, manifest)
-        runner = Runner(store, backend, judges, params, thought_format=thought_format,
+        runner = Runner(store, backend, judges, params, thought_format=fmt,
                         concurrency=cfg.concurrency, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s,
-                        progress=cfg.progress)
+                        progress=cfg.progress, max_connection_failures=cfg.max_connection_failures)
         try:
             stats = await runner.run(samples)
         finally:
@@ -199,30 +258,59 @@ def rejudge(run_dir: str | Path, judges: list[str], *, progress: bool = True) ->
     return asyncio.run(_rejudge(Path(run_dir), judges, progress))
 
 
+def stored_thought_format(manifest: dict):
+    """The run's thought format from its manifest: the whole format where it was recorded (custom
+    ones included), else its name."""
+    from tis.reasoning.formats import ThoughtFormat
+
+    spec = manifest.get("thought_format_spec")
+    if isinstance(spec, dict):
+        return ThoughtFormat.model_validate(spec)
+    fmt = manifest.get("thought_format") or "auto"
+    return ThoughtFormat.model_validate(fmt) if isinstance(fmt, dict) else fmt
+
+
+def stored_selection(run_dir: Path, store: RunStore) -> dict[str, list[str]]:
+    """The run's sample ids and generation keys: from the store (written before the first model
+    call), else from results.jsonl (runs made before the store kept it), else every stored generation."""
+    keys = store.selection()
+    if keys:
+        return keys
+    results_file = run_dir / "results.jsonl"
+    keys = {}
+    if results_file.is_file():
+        for line in results_file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                keys.setdefault(row["sample_id"], []).append(row["generation_key"])
+        return keys
+    by_sample: dict[str, dict[int, str]] = {}
+    for rec in store.generations().values():
+        by_sample.setdefault(rec.sample_id, {})[rec.sample_index] = rec.key
+    return {sid: [k for _, k in sorted(idx.items())] for sid, idx in by_sample.items()}
+
+
 async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> RunOutcome:
     from tis.pipeline.runner import Runner
-    from tis.pipeline.store import read_manifest
+    from tis.pipeline.store import DB_NAME, read_manifest
 
     manifest = read_manifest(run_dir)
-    results_file = run_dir / "results.jsonl"
-    if not results_file.is_file():
-        raise ConfigError(f"{run_dir} has no results.jsonl: finish the run with `tis eval` first")
-    keys: dict[str, list[str]] = {}
-    for line in results_file.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        keys.setdefault(row["sample_id"], []).append(row["generation_key"])
+    if not (run_dir / DB_NAME).is_file():
+        raise ConfigError(f"{run_dir} has no run store ({DB_NAME}): nothing to re-judge")
     specs = {}
     for spec in [j["spec"] for j in manifest["judges"]] + list(judge_specs):
         judge = build_judge(spec)
         specs[judge.id] = (spec, judge)  # a later spec for the same judge id replaces the earlier one
     judges = [j for _, j in specs.values()]
+    lock = RunLock(run_dir).acquire()
     store = RunStore(run_dir)
     try:
-        samples = [s for sid, s in store.samples().items() if sid in keys]
-        order = {sid: i for i, sid in enumerate(keys)}
-        samples.sort(key=lambda s: order[s.id])
+        keys = stored_selection(run_dir, store)
+        stored = store.samples()
+        keys = {sid: ks for sid, ks in keys.items() if sid in stored}
+        samples = [stored[sid] for sid in keys]
         runner = Runner(store, None, judges, GenerationParams(**manifest["generation"]),
-                        thought_format=manifest["thought_format"], progress=progress)
+                        thought_format=stored_thought_format(manifest), progress=progress)
         stats = await runner.judge_stored(samples, [k for ks in keys.values() for k in ks])
         manifest["judges"] = [{"spec": spec, "id": j.id} for spec, j in specs.values()]
         results = collect_results(store, keys, samples, judges)
@@ -230,6 +318,7 @@ async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> Run
         write_manifest(run_dir, manifest)
     finally:
         store.close()
+        lock.release()
     return RunOutcome(run_dir=run_dir, stats=stats.as_dict(), summary=summary, markdown=markdown,
                       report=_write_report(run_dir))
 
