@@ -13,7 +13,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     jsub = p.add_subparsers(dest="judges_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: _help(p))
 
-    lp = jsub.add_parser("list", help="the registered judges with summaries")
+    lp = jsub.add_parser("list", help="the registered judges with summaries",
+                         description="One row per judge (--judge NAME). Piped: tab-separated rows without a "
+                                     "header; --json: every field.")
+    from tis.cli.listing import add_listing_flags
+
+    add_listing_flags(lp)
     lp.set_defaults(func=list_judges)
 
     tp = jsub.add_parser("train", help="train the offline judge from a labelled CSV",
@@ -47,14 +52,15 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def list_judges(args: argparse.Namespace) -> int:
     from tis.judges import JUDGES
 
+    from tis.cli.listing import print_listing
+
     entries = JUDGES.entries()
-    width = max(len(e.name) for e in entries)
-    for e in entries:
-        print(f"{e.name:<{width}}  {e.summary}")
-    return 0
+    return print_listing(args, ("judge", "summary"), [(e.name, e.summary) for e in entries],
+                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])
 
 
 def train(args: argparse.Namespace) -> int:
+    from tis.judges.agreement import format_kappa
     from tis.judges.offline import train_offline_judge
 
     report = train_offline_judge(args.data, args.out, progress=lambda msg: print(msg, file=sys.stderr))

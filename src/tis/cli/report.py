@@ -30,15 +30,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", type=Path, help="write here instead of standard output")
     c.set_defaults(func=run_compare)
 
-    e = sub.add_parser("export", help="export a run's per-sample results (Parquet, JSONL, JailbreakBench)",
+    e = sub.add_parser("export", help="export a run (Parquet, JSONL, JailbreakBench, inspect_ai log, HF datasets)",
                        description="parquet / jsonl: one flat record per completion with every verdict; "
-                                   "jailbreakbench: the JailbreakBench artifact JSON (goal, prompt, response, "
-                                   "jailbroken per prompt; method, model, attack success rate per run).")
+                                   "jailbreakbench: the JailbreakBench artifact JSON with its published keys (goal, "
+                                   "prompt, response, jailbroken per prompt; method, model, attack success rate per "
+                                   "run), tis's extras in extra keys; inspect: an inspect_ai .eval log (thought as "
+                                   "reasoning, a score per judge and target) for `inspect view`; hf: a Hugging Face "
+                                   "datasets folder with image features and a dataset card.")
     e.add_argument("run", metavar="RUN")
-    e.add_argument("--format", choices=("parquet", "jsonl", "jailbreakbench"), required=True)
+    e.add_argument("--format", choices=("parquet", "jsonl", "jailbreakbench", "inspect", "hf"), required=True)
     e.add_argument("--judge", help="jailbreakbench: the judge deciding `jailbroken` [the run's primary judge]")
-    e.add_argument("--out", type=Path, help="output file [RUN/results.parquet, RUN/results.flat.jsonl, "
-                                            "RUN/jailbreakbench.json]")
+    e.add_argument("--include-unjudged", action="store_true",
+                   help="jailbreakbench: write prompts without a verdict (failed generation, unparsed or failed "
+                        "verdict) as not jailbroken, marked in `verdict_status`, instead of refusing")
+    e.add_argument("--no-embed-images", dest="embed_images", action="store_false",
+                   help="inspect: refer to images by path instead of embedding them in the log")
+    e.add_argument("--out", type=Path, help="output file or folder [RUN/results.parquet, RUN/results.flat.jsonl, "
+                                            "RUN/jailbreakbench.json, RUN/<run>.eval, RUN/hf_dataset]")
     e.set_defaults(func=run_export)
 
 
@@ -82,15 +90,36 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from tis.render import export
     from tis.results.runs import load_run
 
     run = load_run(args.run)
-    if args.format == "parquet":
-        path = export.write_parquet(run, args.out or run.dir / "results.parquet")
-    elif args.format == "jsonl":
-        path = export.write_jsonl(run, args.out or run.dir / "results.flat.jsonl")
+    fmt = args.format
+    default = {"parquet": "results.parquet", "jsonl": "results.flat.jsonl", "jailbreakbench": "jailbreakbench.json",
+               "inspect": f"{run.dir.resolve().name}.eval", "hf": "hf_dataset"}[fmt]
+    out = args.out or run.dir / default
+    if fmt == "hf":
+        from tis.interop.hf import write_hf_dataset
+
+        path = write_hf_dataset(run, out)
+    elif fmt == "inspect":
+        from tis.interop.inspect_log import write_inspect_log
+        from tis.render.export import check_writable
+
+        check_writable(out)
+        try:
+            path = write_inspect_log(run, out, embed_images=args.embed_images)
+        except OSError as exc:
+            from tis.core.errors import ConfigError
+
+            raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     else:
-        path = export.write_jailbreakbench(run, args.out or run.dir / "jailbreakbench.json", args.judge)
+        from tis.render import export
+
+        if fmt == "parquet":
+            path = export.write_parquet(run, out)
+        elif fmt == "jsonl":
+            path = export.write_jsonl(run, out)
+        else:
+            path = export.write_jailbreakbench(run, out, args.judge, include_unjudged=args.include_unjudged)
     print(f"written: {path}")
     return 0
