@@ -8,11 +8,16 @@ import json
 import re
 from typing import Any
 
+from tis.cli.listing import add_listing_flags, print_listing
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmarks", help="the benchmarks tis reads, and a check of a downloaded copy")
     bsub = p.add_subparsers(dest="benchmarks_command", metavar="SUBCOMMAND")
-    ls = bsub.add_parser("list", help="name, group, size, licence and citation of every benchmark")
+    ls = bsub.add_parser("list", help="name, group, size, licence and citation of every benchmark",
+                         description="One row per benchmark, built in or installed. Piped: tab-separated rows "
+                                     "without a header; --json: every field.")
+    add_listing_flags(ls)
     ls.set_defaults(func=list_benchmarks)
     info = bsub.add_parser("info", help="everything known about one benchmark: layout, options, metric")
     info.add_argument("name")
@@ -42,22 +47,24 @@ def _size(cls: Any) -> str:
 
 
 def list_benchmarks(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from tis.sources import all_benchmarks
 
     registry = all_benchmarks()
-    table = Table("name", "group", "size", "licence", "citation")
-    table.columns[3].max_width = 30
+    rows, records = [], []
     for entry in registry.entries():
         try:
             cls = registry.load(entry.name)
         except Exception as exc:  # a broken plugin must not hide the others
-            table.add_row(entry.name, "?", "-", "?", f"cannot load {entry.target}: {exc}")
+            rows.append((entry.name, "?", "-", "?", f"cannot load {entry.target}: {exc}"))
+            records.append({"name": entry.name, "summary": entry.summary, "class": entry.target,
+                            "error": f"cannot load {entry.target}: {exc}"})
             continue
-        table.add_row(entry.name, str(cls.group), _size(cls), cls.licence, cls.citation or "-")
-    _stdout().print(table)
-    return 0
+        size = getattr(cls, "size", None)
+        rows.append((entry.name, str(cls.group), _size(cls), cls.licence, cls.citation or "-"))
+        records.append({"name": entry.name, "summary": entry.summary, "class": entry.target, "group": str(cls.group),
+                        "size": size if isinstance(size, int) and size else None, "licence": cls.licence,
+                        "citation": cls.citation or None, "needs_data": not getattr(cls, "bundled", False)})
+    return print_listing(args, ("name", "group", "size", "licence", "citation"), rows, records)
 
 
 def option_docs(options_cls: type) -> dict[str, str]:

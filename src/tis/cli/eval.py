@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from tis.pipeline.evaluate import evaluate
 
     cfg = config_from_args(EvalConfig, args, config_file=args.config)
+    if cfg.profile_files:  # a missing or broken file is an error even without --profile; loads its formats
+        from tis.reasoning.profiles import check_profile_files
+
+        check_profile_files(cfg.profile_files)
     outcome = evaluate(cfg)
     return report(outcome)
 

@@ -4,34 +4,40 @@ from __future__ import annotations
 
 import argparse
 
+from tis.cli.listing import add_listing_flags, print_listing
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="model backends and model profiles")
     msub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
-    ls = msub.add_parser("list", help="the model profiles: thought format, base model, sampling")
-    ls.add_argument("--profiles", dest="profile_files", action="append", default=[], metavar="FILE")
+    ls = msub.add_parser("list", help="the model profiles: aliases, thought format, base model, sampling",
+                         description="One row per model profile; --profile takes the name or an alias. Piped: "
+                                     "tab-separated rows without a header; --json: every field.")
+    ls.add_argument("--profiles", dest="profile_files", action="append", default=[], metavar="FILE",
+                    help="a TOML file of extra or changed model profiles; repeatable")
+    add_listing_flags(ls)
     ls.set_defaults(func=list_profiles)
     show = msub.add_parser("show", help="one profile in full")
-    show.add_argument("name")
-    show.add_argument("--profiles", dest="profile_files", action="append", default=[], metavar="FILE")
+    show.add_argument("name", help="a profile's name, alias or Hugging Face id")
+    show.add_argument("--profiles", dest="profile_files", action="append", default=[], metavar="FILE",
+                      help="a TOML file of extra or changed model profiles; repeatable")
     show.set_defaults(func=show_profile)
     be = msub.add_parser("backends", help="the model backends (--model KIND:...)")
+    add_listing_flags(be)
     be.set_defaults(func=list_backends)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def list_profiles(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from tis.core.console import console
     from tis.reasoning.profiles import load_profiles
 
-    table = Table("profile", "family", "thought", "base", "hf id", "temp", "max tokens")
-    for prof in load_profiles(args.profile_files).values():
-        table.add_row(prof.name, prof.family, prof.format.name, prof.base or "-", prof.hf_id or "-",
-                      f"{prof.temperature:g}", str(prof.max_tokens))
-    console.print(table)
-    return 0
+    profiles = list(load_profiles(args.profile_files).values())
+    headers = ("profile", "aliases", "thought", "base", "family", "temp", "max tokens", "hf id")
+    rows = [(p.name, list(p.aliases), p.format.name, p.base, p.family, f"{p.temperature:g}", p.max_tokens, p.hf_id)
+            for p in profiles]
+    records = [{**p.model_dump(mode="json", exclude={"thought_format", "example"}), "thought_format": p.format.name,
+                "reasoning": p.reasoning} for p in profiles]
+    return print_listing(args, headers, rows, records)
 
 
 def show_profile(args: argparse.Namespace) -> int:
@@ -44,6 +50,6 @@ def show_profile(args: argparse.Namespace) -> int:
 def list_backends(args: argparse.Namespace) -> int:
     from tis.models import MODELS
 
-    for entry in MODELS.entries():
-        print(f"{entry.name:8} {entry.summary}")
-    return 0
+    entries = MODELS.entries()
+    return print_listing(args, ("backend", "summary"), [(e.name, e.summary) for e in entries],
+                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])

@@ -8,6 +8,11 @@ User files passed to `load_profiles` are read after the shipped one, in order. A
 name is new adds a profile; a table for a known name replaces only the fields it gives. A
 `[formats.NAME]` table defines a thought format, usable by name in profiles and on the command
 line once the file is loaded.
+
+`aliases` are other names of a model (the name a paper uses: LLaVA-CoT for `Llama-3.2V-11B-cot`);
+`get_profile` finds a profile by its name, an alias or its Hugging Face id, and an alias that names
+two profiles is an error. `check_profile_files` reads user files up front, so a missing or broken
+file is reported even when no profile is asked for.
 """
 
 from __future__ import annotations
@@ -143,7 +148,29 @@ def load_profiles(extra: Iterable[str | Path] = ()) -> dict[str, Profile]:
         if profile.base is not None and profile.base not in profiles:
             raise ConfigError(f"{sources[name]}: profile '{name}': field 'base': no profile named "
                               f"'{profile.base}'; define it or leave 'base' out")
+    _check_aliases(profiles, sources)
     return profiles
+
+
+def _check_aliases(profiles: dict[str, Profile], sources: dict[str, str]) -> None:
+    """An alias names one profile: not another profile's name or alias (letter case aside)."""
+    owner = {name.lower(): name for name in profiles}
+    for name, profile in profiles.items():
+        for alias in profile.aliases:
+            key = alias.strip().lower()
+            if not key:
+                raise ConfigError(f"{sources[name]}: profile '{name}': field 'aliases': an alias is empty")
+            other = owner.get(key)
+            if other is not None and other != name:
+                raise ConfigError(f"{sources[name]}: profile '{name}': field 'aliases': '{alias}' already names "
+                                  f"profile '{other}'")
+            owner[key] = name
+
+
+def check_profile_files(files: Iterable[str | Path]) -> dict[str, Profile]:
+    """Read the shipped profiles and every user file now (registering their thought formats);
+    a missing or invalid file is a ConfigError naming it."""
+    return load_profiles(list(files))
 
 
 def _find(name: str, profiles: dict[str, Profile]) -> Profile | None:
