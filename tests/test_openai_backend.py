@@ -48,7 +48,9 @@ def test_plain_reply_and_identity_without_url(server):
     assert out.text == "Reply to: plain question one"
     assert out.reasoning is None and out.finish_reason == "stop"
     assert out.usage is not None and out.usage.prompt_tokens == 3 and out.usage.reasoning_tokens is None
-    assert backend.identity == {"backend": "openai", "model": "loopback"}
+    # the loopback server reports no `root`: its (normalised) URL stands for the weights it serves
+    assert backend.identity == {"backend": "openai", "model": "loopback",
+                                "servers": [{"url": server.base_url, "reported": {"owned_by": "tis"}}]}
     assert server.base_url in str(backend.describe())
 
 

@@ -69,11 +69,11 @@ def test_bad_options_are_config_errors(tmp_path):
             VLLMEngineBackend(model=str(tmp_path), **kwargs)
 
 
-def test_identity_is_the_folder_and_its_fingerprint(tiny_llava_dir):
+def test_identity_is_the_folder_fingerprint(tiny_llava_dir):
     from tis.models.hf import HFBackend
 
     ident = VLLMEngineBackend(model=str(tiny_llava_dir)).identity
-    assert ident["backend"] == "vllm" and ident["model"] == str(tiny_llava_dir.resolve())
+    assert ident["backend"] == "vllm" and str(tiny_llava_dir) not in str(ident)
     # the same fingerprint as the hf backend computes, under another backend name: different engines
     # give different numerics, so their cached generations are kept apart
     assert ident["fingerprint"] == HFBackend(model=str(tiny_llava_dir)).identity["fingerprint"]

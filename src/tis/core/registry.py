@@ -51,3 +51,45 @@ class Registry:
         target = self.entry(name).target
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+
+class PluginRegistry(Registry):
+    """A registry that also reads an entry-point group (`name = "package.module:Attr"`) of installed
+    packages, on the first lookup of a name it does not know or the first listing. Targets are only
+    recorded: a plugin is imported when it is used. A plugin cannot replace a built-in name."""
+
+    def __init__(self, kind: str, group: str):
+        super().__init__(kind)
+        self.group = group
+        self._entry_points_loaded = False
+
+    def load_entry_points(self) -> list[str]:
+        from importlib.metadata import entry_points
+
+        self._entry_points_loaded = True
+        added = []
+        for ep in entry_points(group=self.group):
+            if ep.name in self._entries or ":" not in ep.value:
+                continue
+            dist = getattr(ep.dist, "name", None)
+            self.register(ep.name, ep.value, f"from the {dist} package" if dist else "from an installed package")
+            added.append(ep.name)
+        return added
+
+    def _ensure(self) -> None:
+        if not self._entry_points_loaded:
+            self.load_entry_points()
+
+    def entry(self, name: str) -> Entry:
+        if name not in self._entries:
+            self._ensure()
+        return super().entry(name)
+
+    def names(self) -> list[str]:
+        self._ensure()
+        return super().names()
+
+    def __contains__(self, name: str) -> bool:
+        if name not in self._entries:
+            self._ensure()
+        return name in self._entries

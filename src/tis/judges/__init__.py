@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tis.core.registry import Registry
+from tis.core.registry import PluginRegistry
 
-JUDGES = Registry("judge")
+JUDGES = PluginRegistry("judge", "tis.judges")  # plugins: the `tis.judges` entry-point group
 JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",
                 "baseline: whole-word, case-insensitive refusal phrases; refused / complied")
 JUDGES.register("offline", "tis.judges.offline:OfflineJudge",

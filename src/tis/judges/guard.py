@@ -22,6 +22,8 @@ from typing import Any
 from tis.core.errors import ConfigError, ModelError
 from tis.judges.base import Judge
 from tis.judges.batching import MicroBatcher
+from tis.models.local import check_dtype
+from tis.models.messages import text_turns
 from tis.core.labels import HARM
 from tis.core.types import Generation, Sample, Target, Verdict
 
@@ -33,7 +35,6 @@ HAZARDS = {
     "S11": "Suicide & Self-Harm", "S12": "Sexual Content", "S13": "Elections", "S14": "Code Interpreter Abuse",
 }
 _CATEGORIES = re.compile(r"^S\d{1,2}(?:\s*,\s*S\d{1,2})*$", re.IGNORECASE)
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,13 @@ class GuardJudge(Judge):
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 8,
                  max_new_tokens: int = 10, judge_id: str | None = None, targets: Sequence[Target] | None = None):
-        if dtype not in _DTYPES:
-            raise ConfigError(f"guard judge: dtype '{dtype}' is not one of {', '.join(_DTYPES)}")
+        check_dtype(dtype, "guard judge")
         if batch_size < 1 or max_new_tokens < 1:
             raise ConfigError("guard judge: batch_size and max_new_tokens must be at least 1")
         self.model_ref = model
         local = Path(model).expanduser()
         self.folder = local.resolve() if local.exists() or model.startswith(("/", ".", "~")) else None
+        self._loc: Any = None  # tis.models.local.LocalModel, found on first need
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
@@ -89,20 +90,25 @@ class GuardJudge(Judge):
         self._batcher = MicroBatcher(self._classify_batch, batch_size)
         self._model: Any = None
         self._tokenizer: Any = None
-        self._fingerprint: str | None = None
 
     @property
     def id(self) -> str:
         return self._id
 
+    def located(self) -> Any:
+        """The guard model's files (folder, PEFT adapter + base, or hub snapshot)."""
+        if self._loc is None:
+            from tis.models.local import locate
+
+            self._loc = locate(self.model_ref, who="guard model")
+        return self._loc
+
     @property
     def identity(self) -> dict[str, Any]:
-        if self._fingerprint is None and self.folder is not None and self.folder.is_dir():
-            from tis.models.hf import folder_fingerprint
-
-            self._fingerprint = folder_fingerprint(self.folder)
-        return {"id": self.id, "kind": "guard", "model": str(self.folder or self.model_ref),
-                "fingerprint": self._fingerprint, "max_new_tokens": self.max_new_tokens}
+        # the weights' identity (content hash or hub commit), not the path
+        ident = self.located().identity()
+        return {"id": self.id, "kind": "guard", "model": ident, "fingerprint": ident.get("fingerprint"),
+                "max_new_tokens": self.max_new_tokens}
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -111,32 +117,25 @@ class GuardJudge(Judge):
             await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        source = str(self.folder) if self.folder is not None else self.model_ref
-        if self.folder is not None and not (self.folder / "config.json").is_file():
-            raise ConfigError(f"guard model folder '{self.folder}' has no config.json; pass a folder saved with "
-                              "save_pretrained (config, weights, tokenizer)")
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
-        dtype = (("auto" if device.startswith("cuda") else torch.float32) if self.dtype == "auto"
-                 else getattr(torch, self.dtype))
+        from tis.models.local import load_local_model, one_line
+
+        loc = self.located()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(loc.processor_source())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load guard model '{source}' as a causal language model: "
-                              f"{' '.join(str(exc).split())[:300]}") from None
+            raise ConfigError(f"cannot load the tokenizer of guard model '{loc.shown()}': {one_line(exc, 300)}") from None
         if not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(f"guard model '{source}' has no chat template: the guard judge builds its prompt "
+            raise ConfigError(f"guard model '{loc.shown()}' has no chat template: the guard judge builds its prompt "
                               "with the model's own template (tokenizer_config.json or chat_template.jinja)")
+        model = load_local_model(loc, AutoModelForCausalLM, device=self.device, dtype=self.dtype,
+                                 who="guard model (a causal language model)")
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer = tokenizer
-        self._model = model.to(device).eval()
+        self._model = model
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -148,14 +147,14 @@ class GuardJudge(Judge):
     def prompt(self, request: str, text: str) -> str:
         """The classifier's prompt for one exchange, from its chat template."""
         tok = self._tokenizer
-        as_text = [{"role": "user", "content": request}, {"role": "assistant", "content": text}]
+        turns = [("user", request), ("assistant", text)]
         try:
-            rendered = tok.apply_chat_template(as_text, tokenize=False, add_generation_prompt=True)
+            rendered = tok.apply_chat_template(text_turns(turns), tokenize=False, add_generation_prompt=True)
         except Exception:  # noqa: BLE001 - templates that want content parts (Llama Guard 3 1B) fail on strings
             rendered = ""
         if text.strip() and text.strip() not in rendered:
-            parts = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in as_text]
-            rendered = tok.apply_chat_template(parts, tokenize=False, add_generation_prompt=True)
+            rendered = tok.apply_chat_template(text_turns(turns, as_parts=True), tokenize=False,
+                                               add_generation_prompt=True)
         return rendered
 
     def _classify_sync(self, items: list[tuple[str, str]]) -> list[str]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tis.core.types import Frozen, ModelOutput, Sample
 
@@ -29,6 +29,23 @@ class GenerationParams(Frozen):
         return self.model_dump(exclude=exclude)
 
 
+class BackendOptions(BaseModel):
+    """A backend's constructor options, validated before it is built.
+
+    Each backend declares its own subclass as `Options`; unknown options are refused. A field
+    named `model` receives what follows the colon in `--model KIND:MODEL`; a backend without one
+    takes no argument there.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelArgOptions(BackendOptions):
+    """The options of a backend that declares none: the model argument alone (a plugin's default)."""
+
+    model: str | None = Field(None, description="what follows the colon in --model KIND:MODEL")
+
+
 class ModelBackend(ABC):
     """Turns samples into completions.
 
@@ -41,6 +58,14 @@ class ModelBackend(ABC):
     batch_size: int = 1
     #: how many `generate` calls may run at once (None: the runner's --concurrency decides)
     max_concurrency: int | None = None
+    #: the constructor's options (see BackendOptions)
+    Options: ClassVar[type[BackendOptions]] = ModelArgOptions
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> "ModelBackend":
+        """Build the backend from validated options: the options that were given, as keyword
+        arguments (the constructor's defaults stand for the rest)."""
+        return cls(**options.model_dump(exclude_unset=True))
 
     @property
     @abstractmethod

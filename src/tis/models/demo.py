@@ -13,9 +13,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from tis.core.errors import ConfigError
+from tis.models.base import BackendOptions
 from tis.models.hf import HFBackend
 from tis.core.paths import cache_dir
 
@@ -179,6 +182,11 @@ class DemoBackend(HFBackend):
     )
     #: small, so a CPU finishes a few dozen samples in a minute or two
     default_max_tokens = 64
+
+    class Options(BackendOptions):  # no model argument: the demo model is always the same
+        device: str = "auto"
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+        batch_size: int = Field(16, ge=1)
 
     def __init__(self, *, batch_size: int = 16, device: str = "auto", dtype: str = "auto",
                  cache_root: str | Path | None = None):

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from tis.core.errors import ConfigError, ModelError
-from tis.models.base import GenerationParams, ModelBackend
-from tis.core.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+from tis.models.base import BackendOptions, GenerationParams, ModelBackend
+from tis.core.types import ImagePart, ModelOutput, Sample, Usage
+from tis.models.local import LocalModel, check_dtype, load_local_model, locate, looks_like_path, one_line
+from tis.models.messages import chat_messages
 
 log = logging.getLogger(__name__)
 
-#: files whose names and sizes identify a model folder (weights, configs, tokenizer)
-_FINGERPRINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model", ".jinja")
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: model types whose processors take each sample's images as a list of its own (the others take
 #: one flat list and find each image's place from the image markers in the text)
 _IMAGES_PER_SAMPLE = frozenset({"mllama", "idefics2", "idefics3", "smolvlm"})
@@ -30,33 +29,26 @@ _IMAGES_PER_SAMPLE = frozenset({"mllama", "idefics2", "idefics3", "smolvlm"})
 _TEXT_ONLY_APART = frozenset({"mllama"})
 
 
-def folder_fingerprint(folder: str | Path) -> str:
-    """A short hash of a model folder's weight/config file names and sizes.
-
-    Cheap (no file is read) and enough to tell a different model put at the same path.
-    """
-    folder = Path(folder)
-    entries = []
-    for f in sorted(folder.rglob("*")):
-        if f.suffix in _FINGERPRINT_SUFFIXES and f.is_file():
-            entries.append(f"{f.relative_to(folder).as_posix()}:{f.stat().st_size}")
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
-
-
-def _looks_like_path(model: str) -> bool:
-    # hub ids are "name" or "org/name"; anything else is meant as a folder
-    return (
-        model.startswith(("/", ".", "~"))
-        or "\\" in model
-        or model.count("/") > 1
-        or (os.sep != "/" and os.sep in model)
-    )
-
-
 class HFBackend(ModelBackend):
-    """A vision-language model run locally with transformers, batched with left padding."""
+    """A vision-language model run locally with transformers, batched with left padding.
+
+    `model` is a folder saved with save_pretrained, a PEFT adapter folder (its base from the
+    adapter's config or `base`), or a hub id (at `revision`). Its identity is the content of its
+    weights (see `tis.models.local`).
+    """
 
     max_concurrency = 1
+
+    class Options(BackendOptions):
+        model: str = Field(description="a model folder, a PEFT adapter folder or a hub id (the part after 'hf:')")
+        base: str | None = Field(None, description="the base model of a PEFT adapter folder "
+                                                   "(default: the adapter's base_model_name_or_path)")
+        revision: str | None = Field(None, description="hub revision: branch, tag or commit (default main)")
+        device: str = "auto"
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+        batch_size: int = Field(4, ge=1)
+        device_map: str | None = None
+        trust_remote_code: bool = False
 
     def __init__(
         self,
@@ -69,9 +61,10 @@ class HFBackend(ModelBackend):
         trust_remote_code: bool = False,
         thought_open: str = "<think>",
         thought_close: str = "</think>",
+        base: str | None = None,
+        revision: str | None = None,
     ):
-        if dtype not in _DTYPES:
-            raise ConfigError(f"hf backend: dtype '{dtype}' is not one of {', '.join(_DTYPES)}.")
+        check_dtype(dtype, "hf backend")
         if batch_size < 1:
             raise ConfigError(f"hf backend: batch_size must be at least 1, not {batch_size}.")
         self.model_name = model
@@ -80,49 +73,42 @@ class HFBackend(ModelBackend):
         self.batch_size = batch_size
         self.device_map = device_map
         self.trust_remote_code = trust_remote_code
+        self.base = base
+        self.revision = revision
         # the thought format's delimiters, for the thought budget (`max_thought_tokens`)
         self.thought_open = thought_open
         self.thought_close = thought_close
         self._folder: Path | None = None  # set for local folders
         local = Path(model).expanduser()
-        if local.exists() or _looks_like_path(model):
+        if local.exists() or looks_like_path(model):
             self._folder = local.resolve()
+        self._loc: LocalModel | None = None  # found on first need (identity or loading)
         self._model: Any = None
         self._processor: Any = None
-        self._fingerprint: str | None = None
         self._model_type: str | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
+    def located(self) -> LocalModel:
+        """The model's files: folder, adapter + base, or hub snapshot (ConfigError if none)."""
+        if self._loc is None:
+            self._loc = locate(self.model_name, revision=self.revision, base=self.base, who="model")
+        return self._loc
+
     @property
     def identity(self) -> dict[str, Any]:
-        ident = {"backend": "hf", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+        ident = {"backend": "hf", **self.located().identity()}
         # a thought budget closes the thought with these tags, so other tags give other outputs
         if (self.thought_open, self.thought_close) != ("<think>", "</think>"):
             ident["thought_tags"] = [self.thought_open, self.thought_close]
         return ident
 
     def describe(self) -> dict[str, Any]:
-        return {**self.identity, "device": self.device, "dtype": self.dtype, "batch_size": self.batch_size}
+        return {**self.identity, **self.located().describe(), "device": self.device, "dtype": self.dtype,
+                "batch_size": self.batch_size}
 
     def _model_ref(self) -> str:
         return str(self._folder) if self._folder is not None else self.model_name
-
-    def _get_fingerprint(self) -> str | None:
-        if self._fingerprint is None:
-            folder = self._folder if self._folder is not None else self._hub_snapshot()
-            if folder is not None and folder.is_dir():
-                self._fingerprint = folder_fingerprint(folder)
-        return self._fingerprint
-
-    def _hub_snapshot(self) -> Path | None:
-        """The cached snapshot folder of a hub id (its path holds the commit), if downloaded."""
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:
-            return None
-        found = try_to_load_from_cache(self.model_name, "config.json")
-        return Path(found).parent if isinstance(found, str) else None
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -130,77 +116,39 @@ class HFBackend(ModelBackend):
         if self._model is None:
             await asyncio.to_thread(self._load)
 
-    def _source(self) -> str:
-        if self._folder is None:
-            return self.model_name
-        if not self._folder.exists():
-            raise ConfigError(f"model folder '{self._folder}' does not exist; pass an existing folder or a hub id.")
-        if not self._folder.is_dir():
-            raise ConfigError(f"model '{self._folder}' is a file, not a model folder; pass the folder that holds config.json.")
-        if not (self._folder / "config.json").is_file():
-            raise ConfigError(
-                f"model folder '{self._folder}' has no config.json; pass a folder saved with save_pretrained "
-                "(config, weights, processor)."
-            )
-        return str(self._folder)
-
-    def _resolve_device(self) -> str:
-        import torch
-
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
-    def _resolve_dtype(self, device: str) -> Any:
-        import torch
-
-        if self.dtype == "auto":
-            # half precision is slow on most CPUs: compute in float32 there
-            return "auto" if device.startswith("cuda") or self.device_map else torch.float32
-        return getattr(torch, self.dtype)
-
     def _load(self) -> None:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # tis draws its own progress; per-tensor bars only add noise
-
-        source = self._source()
+        loc = self.located()
+        weights = loc.base if loc.base is not None else loc
         try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            config = AutoConfig.from_pretrained(weights.source(), trust_remote_code=self.trust_remote_code)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the config of model '{self._model_ref()}': {_one_line(exc)}") from exc
+            raise ConfigError(f"cannot load the config of model '{weights.shown()}': {one_line(exc)}") from exc
         model_type = getattr(config, "model_type", None)
         remote = self.trust_remote_code and "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
         if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not remote:
             archs = ", ".join(getattr(config, "architectures", None) or []) or "unknown"
             raise ConfigError(
-                f"model '{self._model_ref()}' is {archs} (model_type '{model_type}'), which "
+                f"model '{weights.shown()}' is {archs} (model_type '{model_type}'), which "
                 "AutoModelForImageTextToText does not support: the hf backend runs vision-language models. "
                 f"Supported model types: {', '.join(sorted(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES))}."
             )
-
-        device = self._resolve_device()
-        kwargs: dict[str, Any] = {"dtype": self._resolve_dtype(device), "trust_remote_code": self.trust_remote_code}
-        if self.device_map:
-            kwargs["device_map"] = self.device_map
         try:
-            processor = _load_processor(AutoProcessor, source, config, self.trust_remote_code)
-            model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+            processor = _load_processor(AutoProcessor, loc.processor_source(), config, self.trust_remote_code)
         except OSError as exc:
-            raise ConfigError(f"cannot load model '{self._model_ref()}': {_one_line(exc)}") from exc
-        except ImportError as exc:  # a package the model's processor or code needs (num2words, ...)
-            raise ConfigError(f"model '{self._model_ref()}' needs a package that is not installed: "
-                              f"{_one_line(exc)}") from exc
-        if not self.device_map:
-            model.to(device)
-        model.eval()
+            raise ConfigError(f"cannot load the processor of model '{loc.shown()}': {one_line(exc)}") from exc
+        except ImportError as exc:  # a package the model's processor needs (num2words, ...)
+            raise ConfigError(f"model '{loc.shown()}' needs a package that is not installed: "
+                              f"{one_line(exc)}") from exc
+        model = load_local_model(loc, AutoModelForImageTextToText, device=self.device, dtype=self.dtype,
+                                 device_map=self.device_map, trust_remote_code=self.trust_remote_code)
 
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None or not getattr(processor, "chat_template", None):
             raise ConfigError(
-                f"model '{self._model_ref()}' has no processor with a chat template; the hf backend needs one "
+                f"model '{loc.shown()}' has no processor with a chat template; the hf backend needs one "
                 "to build prompts (save it with processor.save_pretrained, or add chat_template.jinja)."
             )
         tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
@@ -444,17 +392,7 @@ def _image_only(cls: Any) -> Any:
 
 def sample_messages(sample: Sample) -> list[dict[str, Any]]:
     """Chat messages for a processor's chat template, content parts kept in their order."""
-    messages: list[dict[str, Any]] = []
-    if sample.system:
-        messages.append({"role": "system", "content": [{"type": "text", "text": sample.system}]})
-    content: list[dict[str, Any]] = []
-    for part in sample.content:
-        if isinstance(part, TextPart):
-            content.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            content.append({"type": "image"})
-    messages.append({"role": "user", "content": content})
-    return messages
+    return chat_messages(sample, "processor")
 
 
 def open_image(part: ImagePart) -> Any:
@@ -464,7 +402,7 @@ def open_image(part: ImagePart) -> Any:
         with Image.open(part.path) as img:
             return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ModelError(f"cannot open image '{part.path}': {_one_line(exc)}", retryable=False) from exc
+        raise ModelError(f"cannot open image '{part.path}': {one_line(exc)}", retryable=False) from exc
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -477,7 +415,3 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import Field
 
 from tis.core.errors import ConfigError, FatalModelError, ModelError
-from tis.models.base import GenerationParams, ModelBackend
-from tis.core.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+from tis.models.base import BackendOptions, GenerationParams, ModelBackend
+from tis.core.types import ImagePart, ModelOutput, Sample, Usage
+from tis.models.messages import chat_messages
+from tis.models.urls import normalise_url, redact_url, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -152,24 +155,71 @@ def _connect_reason(exc: BaseException) -> str:
 
 
 class OpenAIBackend(ModelBackend):
+    """A model behind one or more OpenAI-compatible servers (replicas share the load).
+
+    Identity: the model name is not enough (another server may serve another model under the same
+    name), so the identity holds what each server reports about the model in `GET {base}/models`:
+    the entry's `root` (vLLM and SGLang report the weights' path or hub id there), `parent`,
+    `max_model_len` and `owned_by`. A server whose entry has a `root` is identified by those facts
+    alone, so replicas of one model (same facts) are one identity and adding one does not make
+    cached generations stale. A server that reports no `root` (hosted APIs), does not answer
+    `/models` or does not list the model is identified by its normalised base URL as well: another
+    URL is another model unless its server says what it serves. `created` is left out: vLLM sets
+    it to the time of the request.
+
+    Credentials written into a base URL (`http://user:pw@host/v1`) are sent as HTTP Basic auth and
+    never shown; with `api_key_env` as well, the configuration is refused (one or the other).
+    """
+
     batch_size = 1
     #: seconds allowed for each preflight GET {base}/models
     preflight_timeout_s: float = 10.0
+    #: the facts of a /models entry that tell one served model from another
+    MODEL_FACTS = ("root", "parent", "max_model_len", "owned_by")
+
+    class Options(BackendOptions):
+        model: str = Field(description="the served model's name (the part after 'openai:')")
+        base_url: list[str] = Field(min_length=1, description="OpenAI-compatible base URL(s), replicas of one model")
+        api_key_env: str | None = Field(None, description="environment variable holding the API key")
+        timeout_s: float = Field(120, gt=0, description="per-request timeout")
+        extra_body: dict[str, Any] = Field(default_factory=dict, description="fields added to every request body")
+        max_connections: int = Field(256, ge=1)
 
     def __init__(self, model: str, *, base_url: str | list[str], api_key_env: str | None = None,
                  timeout_s: float = 120, extra_body: dict | None = None, max_connections: int = 256):
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise ConfigError("--base-url is empty: give the server's URL, e.g. http://127.0.0.1:8000/v1")
+        clean: list[str] = []
+        auths: list[aiohttp.BasicAuth | None] = []
+        self._secrets: list[str] = []
         for url in urls:
             if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"--base-url '{url}' must start with http:// or https://")
+                raise ConfigError(f"--base-url '{redact_url(url)}' must start with http:// or https://")
+            bare, creds = split_credentials(url)
+            if creds is not None:
+                self._secrets.extend(c for c in creds if len(c) >= 3)
+                try:
+                    auth = aiohttp.BasicAuth(*creds)
+                except ValueError as exc:
+                    raise ConfigError(f"--base-url '{redact_url(url)}': the credentials in it cannot be sent as "
+                                      f"HTTP Basic auth ({exc})") from None
+            else:
+                auth = None
+            clean.append(bare.rstrip("/"))
+            auths.append(auth)
+        if api_key_env and any(auths):
+            raise ConfigError("--base-url carries credentials (user:password@) and --api-key-env is set too: give "
+                              "one of them (the key is sent as a Bearer token, URL credentials as HTTP Basic auth)")
         if timeout_s <= 0:
             raise ConfigError(f"the model timeout must be positive, not {timeout_s}")
         if max_connections < 1:
             raise ConfigError(f"max_connections must be at least 1, not {max_connections}")
         self.model = model
-        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_urls = clean
+        self._auths = auths
+        #: the URLs as they may be shown: credentials replaced by ***
+        self.shown_urls = [redact_url(u).rstrip("/") for u in urls]
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
         self.extra_body = dict(extra_body or {})
@@ -185,21 +235,62 @@ class OpenAIBackend(ModelBackend):
         self._session: aiohttp.ClientSession | None = None
         self._outstanding = [0] * len(self.base_urls)
         self._next = 0  # round robin among equally loaded replicas
+        self._servers: list[dict[str, Any]] | None = None  # what each server reports, once asked
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_urls!r})"
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.shown_urls!r})"
 
     @property
     def identity(self) -> dict[str, Any]:
         # extra_body can change what the model writes (e.g. enable_thinking), so it is part of it
-        ident: dict[str, Any] = {"backend": "openai", "model": self.model}
+        ident: dict[str, Any] = {"backend": "openai", "model": self.model, "servers": self.server_identity()}
         if self.extra_body:
             ident["extra_body"] = self.extra_body
         return ident
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_urls": list(self.base_urls), "api_key_env": self.api_key_env,
+        return {"backend": "openai", "model": self.model, "base_urls": list(self.shown_urls),
+                "servers": self.server_identity(), "api_key_env": self.api_key_env,
                 "timeout_s": self.timeout_s, "extra_body": self.extra_body}
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def server_identity(self) -> list[dict[str, Any]]:
+        """What identifies the servers: per server, the model's reported facts or else its normalised
+        URL; replicas with the same facts collapse into one entry. Asked once (a short synchronous
+        GET {base}/models per server, before any generation), then kept."""
+        if self._servers is None:
+            seen: dict[str, dict[str, Any]] = {}
+            for i, base in enumerate(self.base_urls):
+                entry = self._probe(i, base)
+                seen.setdefault(json.dumps(entry, sort_keys=True), entry)
+            self._servers = [seen[k] for k in sorted(seen)]
+        return self._servers
+
+    def _probe(self, i: int, base: str) -> dict[str, Any]:
+        import urllib.error
+        import urllib.request
+
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self._auths[i] is not None:
+            headers["Authorization"] = self._auths[i].encode()
+        fallback = {"url": normalise_url(base)}
+        try:
+            req = urllib.request.Request(f"{base}/models", headers=headers)
+            with urllib.request.urlopen(req, timeout=min(self.preflight_timeout_s, self.timeout_s)) as resp:
+                data = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):  # HTTP errors included: no facts, the URL stands
+            return fallback
+        entries = data.get("data") if isinstance(data, dict) else None
+        entry = next((m for m in entries or [] if isinstance(m, dict) and m.get("id") == self.model), None)
+        if entry is None:
+            return fallback
+        facts = {k: entry[k] for k in self.MODEL_FACTS if isinstance(entry.get(k), (str, int, float))}
+        if "root" in facts:  # the weights the server loaded: replicas reporting the same are one model
+            return {"reported": facts}
+        return {**fallback, "reported": facts} if facts else fallback  # a vendor name alone names no model
 
     # -- session --------------------------------------------------------------------------------
 
@@ -216,19 +307,21 @@ class OpenAIBackend(ModelBackend):
         return self._session
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        for secret in ([self._api_key] if self._api_key else []) + self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def start(self) -> None:
         session = self._ensure_session()
         timeout = aiohttp.ClientTimeout(total=min(self.preflight_timeout_s, self.timeout_s))
         try:
-            for base in self.base_urls:
+            for i, base in enumerate(self.base_urls):
                 try:
-                    async with session.get(f"{base}/models", timeout=timeout) as resp:
+                    async with session.get(f"{base}/models", timeout=timeout, auth=self._auths[i]) as resp:
                         status = resp.status
                         raw = await resp.read()
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    raise FatalModelError(f"cannot reach the model server at {base} ({_connect_reason(exc)}): "
+                    raise FatalModelError(f"cannot reach the model server at {base} ({self._scrub(_connect_reason(exc))}): "
                                           "start it or fix --base-url") from None
                 if status in (401, 403):
                     raise FatalModelError(self._auth_message(base, status)) from None
@@ -252,6 +345,9 @@ class OpenAIBackend(ModelBackend):
             log.warning("the model server at %s does not list model '%s' (it lists: %s)", base, self.model, shown)
 
     def _auth_message(self, base: str, status: int) -> str:
+        if any(self._auths):
+            return (f"the model server at {base} refused the user name and password in --base-url ({status}): "
+                    "check them")
         if self.api_key_env:
             return (f"the model server at {base} refused the API key ({status}): check the key in "
                     f"${self.api_key_env}")
@@ -266,17 +362,7 @@ class OpenAIBackend(ModelBackend):
     # -- requests -------------------------------------------------------------------------------
 
     def _messages(self, sample: Sample) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = []
-        for part in sample.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                parts.append({"type": "image_url", "image_url": {"url": self.images.data_url(part)}})
-        messages: list[dict[str, Any]] = []
-        if sample.system:
-            messages.append({"role": "system", "content": sample.system})
-        messages.append({"role": "user", "content": parts})
-        return messages
+        return chat_messages(sample, "openai", image_url=self.images.data_url)
 
     def payload(self, sample: Sample, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -313,7 +399,7 @@ class OpenAIBackend(ModelBackend):
         base = self.base_urls[replica]
         self._outstanding[replica] += 1
         try:
-            async with session.post(f"{base}/chat/completions", data=data,
+            async with session.post(f"{base}/chat/completions", data=data, auth=self._auths[replica],
                                     timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 status = resp.status
                 raw = await resp.read()

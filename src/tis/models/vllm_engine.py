@@ -13,15 +13,18 @@ import gc
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from tis.core.errors import ConfigError, ModelError
-from tis.models.base import GenerationParams, ModelBackend
-from tis.core.types import ImagePart, ModelOutput, Sample, TextPart, Usage
+from tis.models.base import BackendOptions, GenerationParams, ModelBackend
+from tis.core.types import ModelOutput, Sample, Usage
+from tis.models.local import LocalModel, check_dtype, locate, looks_like_path
+from tis.models.messages import chat_messages
 
 log = logging.getLogger(__name__)
 
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def vllm_missing_reason() -> str | None:
@@ -48,6 +51,17 @@ class VLLMEngineBackend(ModelBackend):
     #: one engine call at a time: vLLM batches internally, and `LLM` is not thread-safe
     max_concurrency = 1
 
+    class Options(BackendOptions):
+        model: str = Field(description="a model folder or hub id (the part after 'vllm:')")
+        revision: str | None = Field(None, description="hub revision: branch, tag or commit (default main)")
+        tensor_parallel_size: int = Field(1, ge=1)
+        max_model_len: int | None = Field(None, ge=1)
+        limit_mm_per_prompt: int = Field(4, ge=1, description="most images in one prompt")
+        gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+        batch_size: int = Field(64, ge=1)
+        trust_remote_code: bool = False
+
     def __init__(
         self,
         model: str,
@@ -59,9 +73,9 @@ class VLLMEngineBackend(ModelBackend):
         dtype: str = "auto",
         batch_size: int = 64,
         trust_remote_code: bool = False,
+        revision: str | None = None,
     ):
-        if dtype not in _DTYPES:
-            raise ConfigError(f"vllm backend: dtype '{dtype}' is not one of {', '.join(_DTYPES)}.")
+        check_dtype(dtype, "vllm backend")
         for name, value in (("tensor_parallel_size", tensor_parallel_size), ("batch_size", batch_size),
                             ("limit_mm_per_prompt", limit_mm_per_prompt)):
             if value < 1:
@@ -71,11 +85,11 @@ class VLLMEngineBackend(ModelBackend):
         if not 0 < gpu_memory_utilization <= 1:
             raise ConfigError("vllm backend: gpu_memory_utilization is a fraction of the GPU's memory in (0, 1], "
                               f"not {gpu_memory_utilization}.")
-        from tis.models.hf import _looks_like_path
-
         self.model_name = model
+        self.revision = revision
         local = Path(model).expanduser()
-        self._folder = local.resolve() if local.exists() or _looks_like_path(model) else None
+        self._folder = local.resolve() if local.exists() or looks_like_path(model) else None
+        self._loc: LocalModel | None = None
         self.tensor_parallel_size = tensor_parallel_size
         self.max_model_len = max_model_len
         self.limit_mm_per_prompt = limit_mm_per_prompt
@@ -85,30 +99,41 @@ class VLLMEngineBackend(ModelBackend):
         self.trust_remote_code = trust_remote_code
         self._llm: Any = None
         self._images: Any = None
-        self._fingerprint: str | None = None
         self._warned_budget = False
 
     # -- identity ---------------------------------------------------------------------------
 
+    def located(self) -> LocalModel:
+        """The model's files (folder or hub snapshot); a PEFT adapter folder is refused: vLLM serves
+        adapters only as LoRA requests, so merge it into its base model first."""
+        if self._loc is None:
+            try:
+                loc = locate(self.model_name, revision=self.revision, who="vllm model")
+            except ConfigError:
+                reason = vllm_missing_reason()
+                if reason:  # the engine cannot run here at all: say that first
+                    raise ConfigError(reason) from None
+                raise
+            if loc.is_adapter:
+                raise ConfigError(f"vllm backend: '{loc.shown()}' is a PEFT adapter folder; merge it into its base "
+                                  "model (a merged folder loads as any model) or run it with --model hf:ADAPTER_DIR")
+            self._loc = loc
+        return self._loc
+
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "vllm", "model": self._model_ref(), "fingerprint": self._get_fingerprint()}
+        # the same weights identity as the hf backend computes, under another backend name:
+        # different engines give different numerics, so their cached generations are kept apart
+        return {"backend": "vllm", **self.located().identity()}
 
     def describe(self) -> dict[str, Any]:
-        return {**self.identity, "tensor_parallel_size": self.tensor_parallel_size,
+        return {**self.identity, **self.located().describe(), "tensor_parallel_size": self.tensor_parallel_size,
                 "max_model_len": self.max_model_len, "limit_mm_per_prompt": self.limit_mm_per_prompt,
                 "gpu_memory_utilization": self.gpu_memory_utilization, "dtype": self.dtype,
                 "batch_size": self.batch_size}
 
     def _model_ref(self) -> str:
         return str(self._folder) if self._folder is not None else self.model_name
-
-    def _get_fingerprint(self) -> str | None:
-        from tis.models.hf import folder_fingerprint
-
-        if self._fingerprint is None and self._folder is not None and self._folder.is_dir():
-            self._fingerprint = folder_fingerprint(self._folder)
-        return self._fingerprint
 
     # -- engine -----------------------------------------------------------------------------
 
@@ -117,9 +142,7 @@ class VLLMEngineBackend(ModelBackend):
             reason = vllm_missing_reason()
             if reason:
                 raise ConfigError(reason)
-            if self._folder is not None and not (self._folder / "config.json").is_file():
-                raise ConfigError(f"model folder '{self._folder}' has no config.json; pass a folder saved with "
-                                  "save_pretrained, or a hub id.")
+            self.located()  # a missing folder, an adapter, an unresolvable hub id: a clear error first
             await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
@@ -127,8 +150,9 @@ class VLLMEngineBackend(ModelBackend):
 
         from tis.models.openai_compat import DataURLCache
 
+        loc = self.located()
         kwargs: dict[str, Any] = {
-            "model": self._model_ref(),
+            "model": loc.source(),
             "tensor_parallel_size": self.tensor_parallel_size,
             "limit_mm_per_prompt": {"image": self.limit_mm_per_prompt},
             "gpu_memory_utilization": self.gpu_memory_utilization,
@@ -137,6 +161,8 @@ class VLLMEngineBackend(ModelBackend):
         }
         if self.max_model_len is not None:
             kwargs["max_model_len"] = self.max_model_len
+        if loc.hub_id is not None and loc.folder is None:
+            kwargs["revision"] = loc.commit  # the commit the identity names, not whatever main is later
         try:
             self._llm = LLM(**kwargs)
         except (OSError, ValueError) as exc:
@@ -169,17 +195,7 @@ class VLLMEngineBackend(ModelBackend):
             from tis.models.openai_compat import DataURLCache
 
             self._images = DataURLCache()
-        parts: list[dict[str, Any]] = []
-        for part in sample.content:
-            if isinstance(part, TextPart):
-                parts.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                parts.append({"type": "image_url", "image_url": {"url": self._images.data_url(part)}})
-        messages: list[dict[str, Any]] = []
-        if sample.system:
-            messages.append({"role": "system", "content": sample.system})
-        messages.append({"role": "user", "content": parts})
-        return messages
+        return chat_messages(sample, "openai", image_url=self._images.data_url)
 
     async def generate(self, samples: list[Sample], params: GenerationParams) -> list[list[ModelOutput]]:
         if not samples:

@@ -33,6 +33,12 @@ class EvalConfig(BaseModel):
                        json_schema_extra=_cli("model"))
     batch_size: int | None = Field(None, ge=1, description="hf/demo: samples per generate call (unset: the "
                                    "backend's choice)", json_schema_extra=_cli("model", "N"))
+    base: str | None = Field(None, description="hf: the base model of a PEFT adapter folder given as --model "
+                             "hf:ADAPTER_DIR (unset: the adapter's base_model_name_or_path)",
+                             json_schema_extra=_cli("model", "PATH_OR_HUB_ID"))
+    model_options: dict[str, Any] = Field(default_factory=dict, description="a backend option KEY=VALUE passed to "
+                                          "the model backend (e.g. revision=COMMIT, device_map=auto, or a plugin "
+                                          "backend's own); repeatable", json_schema_extra=_cli("model", None, "--model-set"))
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout in seconds",
                              json_schema_extra=_cli("model", "SECONDS", "--timeout"))
     thought_format: str | None = Field(None, description="how to split thought from answer: auto | r1 | "

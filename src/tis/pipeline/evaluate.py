@@ -45,36 +45,33 @@ def build_benchmark(cfg: EvalConfig) -> Benchmark:
     return BENCHMARKS.load(cfg.benchmark)(cfg.data, cfg.options)
 
 
+#: EvalConfig settings that a backend may take as constructor options, and their flags
+_BACKEND_SETTINGS = {"base_url": "--base-url", "api_key_env": "--api-key-env", "timeout_s": "--timeout-s",
+                     "device": "--device", "dtype": "--dtype", "batch_size": "--batch-size", "base": "--base"}
+
+
 def build_backend(cfg: EvalConfig) -> ModelBackend:
-    from tis.models import MODELS
+    """The backend `--model KIND[:MODEL]` names, with its options validated by the backend's own
+    options model. A setting is passed when the backend takes it; one the backend does not take is
+    an error only when it was changed from its default. `model_options` go to the backend as given."""
+    from tis.models import build_model, options_model
 
     kind, _, arg = cfg.model.partition(":")
-    cls = MODELS.load(kind)
-    if kind == "openai":
-        if not arg:
-            raise ConfigError("--model openai:NAME needs the served model's name after the colon")
-        if not cfg.base_url:
-            raise ConfigError("--model openai:... needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        return cls(model=arg, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout_s=cfg.timeout_s)
-    if cfg.base_url or cfg.api_key_env:
-        raise ConfigError(f"--base-url and --api-key-env apply to openai:... models, not '{cfg.model}'")
-    local = {"device": cfg.device, "dtype": cfg.dtype}
-    if cfg.batch_size:
-        local["batch_size"] = cfg.batch_size
-    if kind == "vllm":
-        if not arg:
-            raise ConfigError("--model vllm:PATH needs a model folder or hub id after the colon")
-        # vLLM runs on the GPUs CUDA_VISIBLE_DEVICES shows; --device does not apply
-        return cls(model=arg, **{k: v for k, v in local.items() if k != "device"})
-    if kind == "hf":
-        if not arg:
-            raise ConfigError("--model hf:PATH needs a model folder or hub id after the colon")
-        return cls(model=arg, **local)
-    if kind == "demo":
-        if arg:
-            raise ConfigError("--model demo takes no argument")
-        return cls(**local)
-    return cls(arg) if arg else cls()
+    fields = options_model(kind).model_fields
+    options: dict[str, Any] = {}
+    flags: dict[str, str] = dict(_BACKEND_SETTINGS)
+    for key in _BACKEND_SETTINGS:
+        value = getattr(cfg, key)
+        default = EvalConfig.model_fields[key].get_default(call_default_factory=True)
+        if key in fields and value not in (None, [], {}):
+            options[key] = value
+        elif key not in fields and value != default:
+            options[key] = value  # refused below, naming the flag and the backend
+    for key, value in cfg.model_options.items():
+        options[key], flags[key] = value, f"--model-set {key}=..."
+    if arg:
+        options["model"] = arg
+    return build_model(kind, options, flags=flags)
 
 
 def build_judge(spec: str) -> Judge:

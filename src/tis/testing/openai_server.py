@@ -12,7 +12,12 @@
 queue, so replicas can be shown to add throughput.
 
 Endpoints: POST /v1/chat/completions and GET /v1/models. With `api_key` set, both answer 401
-unless the request carries `Authorization: Bearer <api_key>`. The server honours `n`.
+unless the request carries `Authorization: Bearer <api_key>`; with `basic_auth=(user, password)`,
+unless it carries those as HTTP Basic auth. The server honours `n`.
+
+`model_info` adds fields to the model list's entries, as vLLM reports them, e.g.
+`{"root": "/models/qwen-7b", "max_model_len": 32768}` (`--root` on the command line);
+`models_endpoint=False` makes GET /v1/models answer 404, like servers without a model list.
 
 By default the reply is deterministic and derived from the prompt: "Reply to: <prompt>" (with
 " (completion i)" appended when n > 1). Directives in the last user text script the behaviour,
@@ -125,7 +130,12 @@ def _words(text: str) -> int:
 
 class _App:
     def __init__(self, latency_s: float, api_key: str | None, hang_s: float, model_ids: tuple[str, ...],
-                 log: RequestLog, slots: int | None = None, responder: Responder | None = None):
+                 log: RequestLog, slots: int | None = None, responder: Responder | None = None, *,
+                 model_info: dict[str, Any] | None = None, basic_auth: tuple[str, str] | None = None,
+                 models_endpoint: bool = True):
+        self.model_info = dict(model_info or {})
+        self.basic_auth = basic_auth
+        self.models_endpoint = models_endpoint
         self.latency_s = latency_s
         self.responder = responder
         self.slots = slots
@@ -145,6 +155,12 @@ class _App:
         return app
 
     def _unauthorized(self, request: web.Request) -> web.Response | None:
+        if self.basic_auth is not None:
+            import base64
+
+            expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if request.headers.get("Authorization", "") != expected:
+                return _error(401, "user name or password not accepted", "authentication_error")
         if self.api_key is None:
             return None
         given = request.headers.get("Authorization", "")
@@ -158,8 +174,10 @@ class _App:
         if (denied := self._unauthorized(request)) is not None:
             return denied
         self.log.model_list_requests += 1
-        return web.json_response({"object": "list",
-                                  "data": [{"id": m, "object": "model", "owned_by": "tis"} for m in self.model_ids]})
+        if not self.models_endpoint:
+            return _error(404, "Not Found")
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "owned_by": "tis", **self.model_info} for m in self.model_ids]})
 
     async def _wait(self, seconds: float) -> None:
         if seconds <= 0:
@@ -261,9 +279,11 @@ class LoopbackServer:
 
     def __init__(self, latency_s: float = 0.0, api_key: str | None = None, *, port: int = 0,
                  hang_s: float = 600.0, model_ids: tuple[str, ...] = ("loopback",), slots: int | None = None,
-                 responder: Responder | None = None):
+                 responder: Responder | None = None, model_info: dict[str, Any] | None = None,
+                 basic_auth: tuple[str, str] | None = None, models_endpoint: bool = True):
         self.requests = RequestLog()
-        self._app = _App(latency_s, api_key, hang_s, tuple(model_ids), self.requests, slots, responder)
+        self._app = _App(latency_s, api_key, hang_s, tuple(model_ids), self.requests, slots, responder,
+                         model_info=model_info, basic_auth=basic_auth, models_endpoint=models_endpoint)
         self._port = port
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -377,10 +397,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each reply")
     ap.add_argument("--api-key", default=None, help="require this Bearer token")
     ap.add_argument("--slots", type=int, default=None, help="serve at most this many requests at once")
+    ap.add_argument("--root", default=None, help="the model's `root` in GET /v1/models (as vLLM reports it)")
     args = ap.parse_args(argv)
 
     async def run() -> None:
-        app = _App(args.latency, args.api_key, 600.0, ("loopback",), RequestLog(), args.slots)
+        app = _App(args.latency, args.api_key, 600.0, ("loopback",), RequestLog(), args.slots,
+                   model_info={"root": args.root} if args.root else None)
         runner = await serve(app, args.host, args.port)
         host, port = runner.addresses[0][:2]
         print(f"serving an OpenAI-compatible API at http://{host}:{port}/v1", flush=True)
