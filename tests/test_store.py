@@ -54,3 +54,58 @@ def test_records_survive_reopening(tmp_path):
     assert sqlite3.connect(tmp_path / "tis.sqlite").execute("SELECT COUNT(*) FROM generations").fetchone()[0] == 1
     with RunStore(tmp_path) as store:
         assert list(store.generations()) == ["k"]
+
+
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE samples (sample_id TEXT PRIMARY KEY, benchmark TEXT NOT NULL, category TEXT, grp TEXT, json TEXT NOT NULL);
+CREATE TABLE images (sha256 TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE generations (key TEXT PRIMARY KEY, sample_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+    status TEXT NOT NULL, json TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE verdicts (key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, sample_id TEXT NOT NULL,
+    sample_index INTEGER NOT NULL, judge TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
+    json TEXT NOT NULL, created REAL NOT NULL);
+INSERT INTO meta VALUES ('schema', '1');
+"""
+
+
+def test_a_schema_1_store_is_migrated_in_place_and_keeps_its_rows(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    g = Generation(raw="hi", answer="hi")
+    v = Verdict(judge="refusal", target="answer", label="complied", safe=False)
+    with sqlite3.connect(run / "tis.sqlite") as con:
+        con.executescript(SCHEMA_1)
+        con.execute("INSERT INTO generations VALUES ('g1','s1',0,'ok',?,0)", (g.model_dump_json(),))
+        con.execute("INSERT INTO verdicts VALUES ('v1','g1','s1',0,'refusal','answer','ok',?,0)", (v.model_dump_json(),))
+    with RunStore(run) as store:
+        assert store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+        assert store.generations()["g1"].generation == g
+        assert store.verdicts()["v1"].verdict == v
+        assert store.stage_of("g1") == "generate" and store.stage_of("v1") == "judge"
+        assert store.lineage("v1") == [("g1", "generate")]
+        assert store.selection() is None  # the old store never recorded one
+        # and it takes new records with lineage
+        store.put_generation(GenerationRecord(key="g2", sample_id="s1", sample_index=1, generation=g),
+                             stage="rewrite", parents=["g1"])
+        assert store.lineage("g2") == [("g1", "generate")]
+    with RunStore(run) as store:  # opening it again is not a second migration
+        assert store.generations().keys() == {"g1", "g2"}
+
+
+def test_the_selection_is_replaced_by_each_run(tmp_path):
+    with RunStore(tmp_path) as store:
+        store.set_selection({"a": ["k1", "k2"], "b": ["k3"]})
+        assert store.selection() == {"a": ["k1", "k2"], "b": ["k3"]}
+        store.set_selection({"b": ["k3"]})
+        assert store.selection() == {"b": ["k3"]}
+
+
+def test_a_failed_record_is_replaced_but_an_ok_one_is_not(tmp_path):
+    with RunStore(tmp_path) as store:
+        failed = Generation(raw="", status="failed", error="boom")
+        ok = Generation(raw="yes", answer="yes")
+        store.put_generation(GenerationRecord(key="k", sample_id="s", sample_index=0, generation=failed))
+        store.put_generation(GenerationRecord(key="k", sample_id="s", sample_index=0, generation=ok))
+        store.put_generation(GenerationRecord(key="k", sample_id="s", sample_index=0, generation=failed))
+        assert store.generations()["k"].generation == ok
