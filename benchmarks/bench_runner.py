@@ -1,10 +1,12 @@
 """Harness throughput against a loopback OpenAI-compatible server with a fixed latency.
 
-    .venv/bin/python benchmarks/bench_runner.py [--samples 2000] [--concurrency 64] [--latency 0.2]
+    .venv/bin/python benchmarks/bench_runner.py [--samples 6400] [--concurrency 64] [--latency 0.2]
 
 Prints: achieved throughput as a fraction of the ideal (concurrency / latency), the harness's CPU
-time per sample (this process only: the server runs in its own process), its peak memory, and the
-wall time of re-running the finished run with the `tis` command (which must make no model call).
+time per sample (this process only: the server runs in its own process), its peak memory, the
+wall time of re-running the finished run with the `tis` command (which must make no model call),
+and the time from starting `tis eval` to the server's first chat request, with the default judges
+(the offline classifier loads while generation runs) and with the refusal matcher alone.
 """
 
 from __future__ import annotations
@@ -22,9 +24,35 @@ from pathlib import Path
 from tis.testing.openai_server import free_port, wait_until_listening
 
 
+def time_to_first_request(data: Path, out: Path, judges: list[str], latency: float) -> tuple[float, float]:
+    """Seconds from starting `tis eval` to the server's first chat request, and to the command's end."""
+    from tis.testing import LoopbackServer
+
+    seen: list[float] = []
+
+    def respond(body):
+        if not seen:
+            seen.append(time.perf_counter())
+        return None
+
+    tis_cmd = str(Path(sys.executable).with_name("tis"))
+    with LoopbackServer(latency_s=latency, responder=respond) as srv:
+        argv = [tis_cmd, "eval", "--model", "openai:loopback", "--base-url", srv.base_url, "--benchmark", "custom",
+                "--data", str(data), "--limit", "64", "--concurrency", "64", "--out", str(out), "--no-progress",
+                "--max-tokens", "64", "--no-report"]
+        for j in judges:
+            argv += ["--judge", j]
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True)
+        total = time.perf_counter() - t0
+    if done.returncode != 0 or not seen:
+        raise SystemExit(f"tis eval failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seen[0] - t0, total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--samples", type=int, default=6400)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--latency", type=float, default=0.2)
     args = ap.parse_args()
@@ -73,6 +101,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+    ttfr = {}
+    for label, judges in (("default judges (offline + refusal)", []), ("--judge refusal", ["refusal"])):
+        ttfr[label] = time_to_first_request(data, work / f"ttfr-{len(judges)}", judges, args.latency)
 
     print(f"samples {args.samples}, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms")
     print(f"wall time (generate + judge + store + outputs): {wall:.2f} s")
@@ -83,6 +114,8 @@ def main() -> None:
     print(f"peak memory (max RSS) of the harness process: {cpu1.ru_maxrss / 1024:.0f} MiB")
     print(f"re-run of the finished run with `tis eval`: {rerun_wall:.2f} s, exit {rerun.returncode}, "
           f"model calls made: {made_calls}")
+    for label, (first, total) in ttfr.items():
+        print(f"time to first request, `tis eval` (64 samples), {label}: {first:.2f} s (command done in {total:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ killed run loses at most the calls in flight, and a re-run finds its work alread
 A stored `ok` record is never overwritten; a `failed` one is replaced when a retry succeeds.
 
 Lineage (schema 2): every generation and verdict carries the `stage` that made it, and the
-`lineage` table lists the keys each record was made from (a teacher's question from its caption,
-a filter's verdict from its generation), so a multi-stage build can be resumed and explained.
+`lineage` table lists the keys each record was made from (a teacher's question from its caption),
+so a multi-stage build can be resumed and explained; a verdict's first parent is the generation
+it judged (its `generation_key` column, not repeated in `lineage`).
 A store of schema 1 is migrated in place when opened (its rows get stage "generate" / "judge").
 
 `selection` lists the generation keys of the run's current sample set, in order, written before
@@ -95,8 +96,6 @@ class RunStore:
             for statement in _SCHEMA_2.strip().split(";"):
                 if statement.strip():
                     self.db.execute(statement)
-            # a verdict's parent is the generation it judged
-            self.db.execute("INSERT OR IGNORE INTO lineage SELECT key, generation_key, stage FROM verdicts")
             self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
@@ -159,7 +158,9 @@ class RunStore:
         while frontier:
             nxt = []
             for k in frontier:
-                for (parent,) in self.db.execute("SELECT parent FROM lineage WHERE key=? ORDER BY rowid", (k,)):
+                for (parent,) in self.db.execute(
+                        "SELECT generation_key FROM verdicts WHERE key=? UNION ALL "
+                        "SELECT parent FROM (SELECT parent FROM lineage WHERE key=? ORDER BY rowid)", (k, k)):
                     if parent not in seen:
                         seen.add(parent)
                         out.append((parent, self.stage_of(parent) or "?"))
@@ -169,7 +170,9 @@ class RunStore:
 
     def children(self, key: str) -> list[tuple[str, str]]:
         """(key, stage) of every record made directly from `key`."""
-        return [(k, st) for k, st in self.db.execute("SELECT key, stage FROM lineage WHERE parent=?", (key,))]
+        return [(k, st) for k, st in self.db.execute(
+            "SELECT key, stage FROM lineage WHERE parent=? UNION ALL SELECT key, stage FROM verdicts "
+            "WHERE generation_key=?", (key, key))]
 
     def generations_of_stage(self, stage: str) -> dict[str, GenerationRecord]:
         keys = [k for (k,) in self.db.execute("SELECT key FROM generations WHERE stage=?", (stage,))]
@@ -207,7 +210,8 @@ class RunStore:
     # verdicts -----------------------------------------------------------------------------
     def put_verdict(self, record: VerdictRecord, *, stage: str = "judge", parents: Iterable[str] = ()) -> None:
         v = record.verdict
-        with self._transaction():
+        parents = [p for p in parents if p != record.generation_key]  # that parent is the verdict's own column
+        with self._transaction() if parents else _nothing():
             self.db.execute(
                 "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
                 "status=excluded.status, json=excluded.json, created=excluded.created "
@@ -215,7 +219,7 @@ class RunStore:
                 (record.key, record.generation_key, record.sample_id, record.sample_index, v.judge, v.target,
                  v.status, v.model_dump_json(), time.time(), stage),
             )
-            self._put_lineage(record.key, [record.generation_key, *parents], stage)
+            self._put_lineage(record.key, parents, stage)
 
     def verdicts(self, keys: Iterable[str] | None = None) -> dict[str, VerdictRecord]:
         query = "SELECT key, generation_key, sample_id, sample_index, json FROM verdicts"
