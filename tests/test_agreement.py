@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tis.judges.agreement import agreement, cohen_kappa, confusion, format_agreement, wilson_interval
+from tis.core.stats import wilson
+from tis.judges.agreement import agreement, cohen_kappa, confusion, format_agreement
 
 
 def test_ten_items_by_hand():
@@ -37,12 +38,16 @@ def test_kappa_of_a_textbook_table():
 
 
 def test_wilson_interval_edges():
-    low, high = wilson_interval(0, 10)
+    # the one Wilson interval (tis.core.stats): None with no items, the agreement's accuracy bounds too
+    low, high = wilson(0, 10)
     assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
-    low, high = wilson_interval(10, 10)
+    low, high = wilson(10, 10)
     assert low == pytest.approx(0.7225, abs=1e-4) and high == 1.0
-    assert wilson_interval(0, 0) == (0.0, 1.0)
-    low, high = wilson_interval(50, 100)
+    assert wilson(0, 0) is None
+    empty = agreement([], [])
+    assert (empty.accuracy_low, empty.accuracy_high, empty.kappa) == (None, None, None)
+    assert "95% Wilson n/a" in format_agreement(empty) and "kappa=n/a" in format_agreement(empty)
+    low, high = wilson(50, 100)
     assert (low, high) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))
 
 
@@ -51,8 +56,8 @@ def test_degenerate_cases_are_defined():
     a = agreement([1, 0, 0], [0, 0, 0])
     assert (a.precision, a.recall, a.f1) == (0.0, 0.0, 0.0)
     assert a.kappa == pytest.approx(0.0)
-    # both raters constant and equal: perfect agreement
-    assert agreement([0, 0, 0], [0, 0, 0]).kappa == 1.0
+    # both raters constant and equal: kappa undefined (chance agreement 1), the documented None
+    assert agreement([0, 0, 0], [0, 0, 0]).kappa is None
     assert agreement([True, False], [True, False]).accuracy == 1.0
 
 

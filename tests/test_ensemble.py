@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from tis.core.stats import cohen_kappa as kappa
 from tis.judges.agreement import cohen_kappa, confusion
-from tis.judges.ensemble import (agreement_table, ensemble_summary, format_ensemble, kappa, majority_verdicts,
-                                 majority_vote, pair_agreement)
+from tis.results.ensemble import (agreement_table, ensemble_summary, format_ensemble, majority_verdicts,
+                                  majority_vote, pair_agreement)
 from tis.core.types import Generation, Sample, SampleResult, TextPart, Verdict
 
 SAFE, UNSAFE = ("safe", True), ("unsafe", False)
@@ -54,7 +55,8 @@ def test_multi_class_kappa_by_hand():
     b = ["refused", "warned", "warned", "complied", "complied", "refused"]
     # p_o = 4/6; p_e = (2*2 + 1*2 + 3*2) / 36 = 12/36
     assert kappa(a, b) == pytest.approx((4 / 6 - 12 / 36) / (1 - 12 / 36))
-    assert kappa(["x", "x"], ["x", "x"]) == 1.0 and kappa([], []) == 0.0
+    # one convention (tis.core.stats): undefined kappa is None, with no items or one constant label
+    assert kappa(["x", "x"], ["x", "x"]) is None and kappa([], []) is None
     with pytest.raises(ValueError):
         kappa(["x"], [])
 
@@ -88,9 +90,9 @@ def test_summary_and_table(results):
     assert [(p.judge_a, p.judge_b, p.target) for p in table] == [("a", "b", "answer"), ("a", "c", "answer"),
                                                                   ("b", "c", "answer")]
     summary = ensemble_summary(results)
-    json.dumps(summary)  # JSON-able for summary.json
-    assert summary["majority"]["answer"] == {"items": 5, "decided": {"safe": 3, "unsafe": 2}, "ties": 0,
-                                             "undecided": 0}
+    json.dumps(summary.model_dump(mode="json"))  # JSON-able for summary.json
+    assert summary.majority["answer"].model_dump() == {"items": 5, "decided": {"safe": 3, "unsafe": 2}, "ties": 0,
+                                                       "undecided": 0}
     text = format_ensemble(summary)
     assert "| a | b | answer | 4 | 75.0% | 0.500 | 0 | 1 |" in text
     assert "| answer | 5 | safe 3, unsafe 2 | 0 | 0 |" in text

@@ -20,6 +20,10 @@ EXPECTED = {
 
 
 def sample(benchmark: str, category: str | None = None, group: str = "custom", **meta) -> Sample:
+    if benchmark == "mm-safetybench":  # the loader writes each scenario's criteria into meta
+        from tis.sources.mm_safetybench import CRITERIA
+
+        meta.setdefault("criteria", CRITERIA.get(str(meta.get("scenario") or category)[:2], "harm"))
     return Sample(id="s", benchmark=benchmark, category=category, group=group, content=(TextPart(text="q"),),
                   meta=meta)
 

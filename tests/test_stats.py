@@ -5,8 +5,8 @@ from fractions import Fraction
 
 import pytest
 
-from tis.core.stats import (bootstrap_ci, cohen_kappa, mcnemar_exact, paired_bootstrap, percent_agreement,
-                       stratified_mean, wilson)
+from tis.core.stats import (bootstrap_ci, cohen_kappa, majority, mcnemar_exact, paired_bootstrap,
+                            percent_agreement, stratified_mean, wilson)
 
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3
@@ -67,8 +67,23 @@ def test_agreement_and_kappa():
     assert percent_agreement(a, b) == 0.75
     # observed 0.75, chance 0.5 * 0.25 + 0.5 * 0.75 = 0.5
     assert cohen_kappa(a, b) == pytest.approx(0.5)
-    assert cohen_kappa([1, 1], [1, 1]) is None
+    assert cohen_kappa([1, 1], [1, 1]) is None  # chance agreement 1: undefined, not 1.0
+    assert cohen_kappa([], []) is None
+    assert cohen_kappa([1, 0], [0, 1]) == pytest.approx(-1.0)
+    # any number of categories: p_o = 4/6, p_e = (2*2 + 1*2 + 3*2) / 36
+    a3 = ["r", "r", "w", "c", "c", "c"]
+    b3 = ["r", "w", "w", "c", "c", "r"]
+    assert cohen_kappa(a3, b3) == pytest.approx((4 / 6 - 12 / 36) / (1 - 12 / 36))
     assert percent_agreement([], []) is None
+
+
+def test_majority_vote_convention():
+    assert majority([True, True, False]).value is True
+    tie = majority([True, False])
+    assert tie.value is None and tie.tie and tie.votes == {True: 1, False: 1}
+    none = majority([None, None])  # abstentions only: no vote, not a tie
+    assert none.value is None and not none.tie and none.votes == {}
+    assert majority(["warned", "warned", "refused", None]).value == "warned"
 
 
 def test_paired_bootstrap_is_seeded_and_brackets_the_difference():

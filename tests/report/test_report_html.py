@@ -86,7 +86,7 @@ def test_report_sections_numbers_and_plots(two_runs, tmp_path):
     assert not page.find("i") and any("<i>Hate</i> & more" in e["text"] for e in page.find("td"))
 
     numbers = json.loads((tmp_path / "out" / "report.summary.json").read_text())
-    reason = numbers["runs"][1]["summary"]["figstep"]["overall"]
+    reason = numbers["runs"][1]["summary"]["benchmarks"]["figstep"]["overall"]
     assert reason["headline"]["k"] == 4 and reason["headline"]["n"] == 13
     answer = numbers["comparison"]["comparisons"][0]["benchmarks"]["figstep"]["overall"]["answer"]
     assert answer["n"] == 12 and (answer["worse"], answer["better"]) == (2, 0)

@@ -1,19 +1,33 @@
-"""Small, exact statistics for rates and paired comparisons.
+"""Small, exact statistics for rates, agreement and paired comparisons: the only copy in tis.
 
 Everything here is deterministic: bootstraps take a fixed seed, so a report built twice from the
 same runs shows the same intervals.
+
+Conventions where a figure has no denominator (every report, table and summary shows these as "n/a"):
+
+- `wilson(k, 0)` is None: no trials, no interval (never (0, 1), never a point).
+- `percent_agreement([], [])` is None.
+- `cohen_kappa` is None when it is undefined: no items, or chance agreement 1 (both raters gave one
+  and the same label to every item). Perfect agreement on a constant label is not evidence of a
+  skill beyond chance, so it is not reported as 1.0.
+- `majority` of no votes is None; a tie is None with `tie=True`: a tie is never a majority.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for k successes in n trials (Wilson 1927); None when n is 0."""
+    """Wilson score interval for k successes in n trials (Wilson 1927); None when n is 0.
+
+    At k = 0 the lower bound is exactly 0 and at k = n the upper bound exactly 1.
+    """
     if n <= 0:
         return None
     if not 0 <= k <= n:
@@ -49,16 +63,50 @@ def percent_agreement(a: Sequence, b: Sequence) -> float | None:
 
 
 def cohen_kappa(a: Sequence, b: Sequence) -> float | None:
-    """Cohen's kappa of two raters over the same items; None when undefined (no items, or chance = 1)."""
+    """Cohen's kappa of two raters over the same items, any number of categories:
+    (p_o - p_e) / (1 - p_e), p_e from each rater's own label rates.
+
+    None when undefined: no items, or chance agreement 1 (see the module's conventions).
+    """
     if len(a) != len(b):
-        raise ValueError("sequences differ in length")
+        raise ValueError(f"{len(a)} ratings against {len(b)}")
     n = len(a)
     if not n:
         return None
     observed = sum(x == y for x, y in zip(a, b)) / n
-    labels = set(a) | set(b)
-    chance = sum((list(a).count(v) / n) * (list(b).count(v) / n) for v in labels)
-    return None if chance >= 1 else (observed - chance) / (1 - chance)
+    count_a, count_b = Counter(a), Counter(b)
+    chance = sum(count_a[v] * count_b[v] for v in count_a) / (n * n)
+    if chance >= 1 - 1e-12:
+        return None
+    return (observed - chance) / (1 - chance)
+
+
+@dataclass(frozen=True)
+class Majority:
+    """The outcome of one vote: the value most voters gave (None on a tie or with no voter)."""
+
+    value: Hashable | None
+    tie: bool
+    votes: dict = field(default_factory=dict)  # value -> count
+
+    @property
+    def decided(self) -> bool:
+        return self.value is not None
+
+
+def majority(values: Iterable[Hashable]) -> Majority:
+    """Majority vote over `values` (None entries are abstentions and are not counted).
+
+    The most frequent value wins; when two or more share the top count it is a tie and `value` is
+    None. With no votes `value` is None and `tie` is False. For booleans, `majority(flags).value is True`
+    holds exactly when more than half of the votes are True.
+    """
+    votes = Counter(v for v in values if v is not None)
+    top = votes.most_common()
+    if not top:
+        return Majority(None, False, {})
+    tie = len(top) > 1 and top[0][1] == top[1][1]
+    return Majority(None if tie else top[0][0], tie, dict(votes))
 
 
 def stratified_mean(values: Sequence[float], strata: Sequence | None = None) -> float | None:

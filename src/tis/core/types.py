@@ -56,6 +56,8 @@ class Sample(Frozen):
     content: tuple[ContentPart, ...]
     system: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    #: the judge rubric its benchmark declares for it (None: the judge's default)
+    rubric: str | None = None
 
     @property
     def text(self) -> str:

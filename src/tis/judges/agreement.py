@@ -1,15 +1,17 @@
 """Agreement of a judge with reference labels, on binary labels (1 = harmful / unsafe, the positive class).
 
 Conventions where a ratio has no denominator: precision, recall and F1 are 0.0 (nothing predicted or
-nothing to find); Cohen's kappa is 1.0 when both raters agree on every item and chance agreement is
-1 (both gave one and the same label throughout), 0.0 otherwise.
+nothing to find). Cohen's kappa and the Wilson interval are those of `tis.core.stats` (the only copy):
+kappa is None (shown "n/a") when it is undefined, i.e. with no items or when both raters gave one and
+the same label throughout; the interval is None with no items.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+
+from tis.core import stats
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,11 @@ class Agreement:
     precision: float
     recall: float
     f1: float
-    kappa: float
+    kappa: float | None  # None when undefined (tis.core.stats.cohen_kappa)
     confusion: Confusion
-    #: 95% Wilson score interval for the accuracy
-    accuracy_low: float
-    accuracy_high: float
+    #: 95% Wilson score interval for the accuracy (None with no items)
+    accuracy_low: float | None
+    accuracy_high: float | None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,30 +63,11 @@ def confusion(y_true: Sequence, y_pred: Sequence) -> Confusion:
     return Confusion(tp=tp, fp=fp, fn=fn, tn=len(t) - tp - fp - fn)
 
 
-def cohen_kappa(c: Confusion) -> float:
-    """(p_o - p_e) / (1 - p_e), p_e from the two raters' own label rates."""
-    n = c.n
-    if n == 0:
-        return 0.0
-    p_o = (c.tp + c.tn) / n
-    p_e = ((c.tp + c.fn) * (c.tp + c.fp) + (c.tn + c.fp) * (c.tn + c.fn)) / (n * n)
-    if p_e >= 1.0:
-        return 1.0 if p_o >= 1.0 else 0.0
-    return (p_o - p_e) / (1.0 - p_e)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """The Wilson score interval for a proportion (95% by default); (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # at 0 or n successes the bound is exactly 0 or 1; rounding would leave it a hair inside
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+def cohen_kappa(c: Confusion) -> float | None:
+    """Cohen's kappa of a 2x2 table (`tis.core.stats.cohen_kappa` on the pairs it counts)."""
+    truth = [1] * c.tp + [1] * c.fn + [0] * c.fp + [0] * c.tn
+    pred = [1] * c.tp + [0] * c.fn + [1] * c.fp + [0] * c.tn
+    return stats.cohen_kappa(truth, pred)
 
 
 def agreement(y_true: Sequence, y_pred: Sequence) -> Agreement:
@@ -94,7 +77,7 @@ def agreement(y_true: Sequence, y_pred: Sequence) -> Agreement:
     precision = c.tp / (c.tp + c.fp) if c.tp + c.fp else 0.0
     recall = c.tp / (c.tp + c.fn) if c.tp + c.fn else 0.0
     f1 = 2 * c.tp / (2 * c.tp + c.fp + c.fn) if c.tp else 0.0
-    low, high = wilson_interval(correct, n)
+    low, high = stats.wilson(correct, n) or (None, None)
     return Agreement(n=n, accuracy=correct / n if n else 0.0, precision=precision, recall=recall, f1=f1,
                      kappa=cohen_kappa(c), confusion=c, accuracy_low=low, accuracy_high=high)
 
@@ -103,11 +86,16 @@ def format_agreement(a: Agreement) -> str:
     """A few plain lines: the figures and the confusion matrix (rows: reference, columns: judge)."""
     c = a.confusion
     width = max(len(str(v)) for v in (c.tp, c.fp, c.fn, c.tn, "harmful"))
+    interval = "n/a" if a.accuracy_low is None else f"{a.accuracy_low:.3f}-{a.accuracy_high:.3f}"
     return "\n".join([
-        f"n={a.n}  accuracy={a.accuracy:.3f} (95% Wilson {a.accuracy_low:.3f}-{a.accuracy_high:.3f})  "
-        f"precision={a.precision:.3f}  recall={a.recall:.3f}  F1={a.f1:.3f}  kappa={a.kappa:.3f}",
+        f"n={a.n}  accuracy={a.accuracy:.3f} (95% Wilson {interval})  "
+        f"precision={a.precision:.3f}  recall={a.recall:.3f}  F1={a.f1:.3f}  kappa={format_kappa(a.kappa)}",
         "confusion (rows: reference label, columns: judge):",
         f"  {'':>12} {'harmful':>{width}} {'safe':>{width}}",
         f"  {'harmful':>12} {c.tp:>{width}} {c.fn:>{width}}",
         f"  {'safe':>12} {c.fp:>{width}} {c.tn:>{width}}",
     ])
+
+
+def format_kappa(kappa: float | None) -> str:
+    return "n/a" if kappa is None else f"{kappa:.3f}"

@@ -193,8 +193,9 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     # the best out-of-fold kappa; among equals, the threshold nearest 0.5
-    scored = [(cohen_kappa(confusion(y.astype(int).tolist(), (p >= t).astype(int).tolist())), -abs(t - 0.5), t)
-              for t in THRESHOLDS]
+    # an undefined kappa (every prediction and label the same) ranks below every defined one
+    kappas = [cohen_kappa(confusion(y.astype(int).tolist(), (p >= t).astype(int).tolist())) for t in THRESHOLDS]
+    scored = [(-2.0 if k is None else k, -abs(t - 0.5), t) for k, t in zip(kappas, THRESHOLDS)]
     return max(scored)[2]
 
 

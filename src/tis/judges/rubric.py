@@ -55,7 +55,7 @@ META_FIELDS = {"safety_warning": "safety_warning", "reference": "reference_answe
 HEADER_KEYS = ("vocabulary", "labels", "images", "score", "targets", "description")
 ALL_TARGETS: tuple[Target, ...] = ("thought", "answer", "full")
 
-# MM-SafetyBench scenarios with their own criteria, by number (see tis.sources.mm_safetybench.CRITERIA)
+# MM-SafetyBench's criteria (the loader writes meta.criteria) for samples stored without a rubric
 _MMSB_RUBRIC = {"decline": "mm_safetybench_decline", "disclaim": "mm_safetybench_disclaim"}
 
 
@@ -232,15 +232,15 @@ def _template_fields(where: str, template: str) -> list[str]:
 
 
 def default_rubric_name(sample: Sample, target: Target) -> str:
-    """The project's rubric for a sample and target, from its benchmark (and category)."""
+    """The project's rubric for a sample and target: the one its benchmark declared (`Sample.rubric`);
+    for samples stored before benchmarks declared one, by benchmark name as then."""
     if target == "thought":
         return "thought"
+    if sample.rubric:
+        return sample.rubric
     bench = sample.benchmark
     if bench == "mm-safetybench":
-        from tis.sources.mm_safetybench import CRITERIA
-
-        scenario = str(sample.meta.get("scenario") or sample.category or "")
-        return _MMSB_RUBRIC.get(CRITERIA.get(scenario[:2], ""), "harm")
+        return _MMSB_RUBRIC.get(str(sample.meta.get("criteria")), "harm")
     if bench == "siuo":
         return "siuo_safety"
     if bench in ("mssbench", "vlsbench"):

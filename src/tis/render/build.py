@@ -20,15 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import tis
-from tis.results.compare import compare, main_table, models_of
-from tis.results.metrics import METRICS, TARGETS, bucket_labels, group_summary, thought_tokens
-from tis.results.metrics import pct as _pct
 from tis.render import svg
 from tis.render.svg import esc
+from tis.results.compare import compare, main_table, models_of
+from tis.results.metrics import TARGETS, bucket_labels, get_metric, group_summary, thought_tokens
+from tis.results.metrics import pct as _pct
 from tis.results.runs import Run, load_runs
+from tis.results.schema import MetricValue, Rate
 
-GOOD_BAD = {"asr": ("safe", "unsafe"), "safety_rate": ("safe", "unsafe"), "mss_accuracy": ("correct", "incorrect"),
-            "refusal_rate": ("answered", "refused"), "effective_rate": ("effective", "ineffective")}
+
+def _good_bad(kind: str, benchmark: str | None = None) -> tuple[str, str]:
+    return get_metric(kind, benchmark).good_bad
 
 
 def script_json(obj: Any) -> str:
@@ -42,20 +44,25 @@ def _asset(name: str) -> str:
     return resources.files("tis.render").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def _metric_html(m: dict | None) -> str:
-    if not m or m.get("value") is None:
-        return '<span class="na">n/a</span>'
-    ci = m.get("ci")
-    interval = f' <span class="ci">[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</span>' if ci else ""
-    return f"{_pct(m['value'])}{interval}"
+def _interval(ci: list[float] | None) -> str:
+    return f' <span class="ci">[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</span>' if ci else ""
 
 
-def _rate_html(r: dict | None) -> str:
-    if not r or r.get("rate") is None:
+def _metric_html(m: MetricValue | dict | None) -> str:
+    """A metric (or a main-table cell: value, ci, n) with its interval."""
+    if isinstance(m, dict):
+        value, ci = m.get("value"), m.get("ci")
+    else:
+        value, ci = (m.value, m.ci) if m is not None else (None, None)
+    if value is None:
         return '<span class="na">n/a</span>'
-    ci = r.get("ci")
-    interval = f' <span class="ci">[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</span>' if ci else ""
-    return f'{_pct(r["rate"])}{interval} <span class="n">{r.get("k", "")}/{r["n"]}</span>'
+    return f"{_pct(value)}{_interval(ci)}"
+
+
+def _rate_html(r: Rate | None) -> str:
+    if r is None or r.rate is None:
+        return '<span class="na">n/a</span>'
+    return f'{_pct(r.rate)}{_interval(r.ci)} <span class="n">{r.k}/{r.n}</span>'
 
 
 def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
@@ -68,8 +75,8 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
 # --- thumbnails -----------------------------------------------------------------------------
 
 
-def _image_key(im: dict) -> str:
-    return im.get("sha256") or "path:" + str(im.get("path"))
+def _image_key(im) -> str:
+    return im.sha256 or "path:" + str(im.path)
 
 
 def thumbnail(path: Path, size: int = 160) -> str | None:
@@ -99,10 +106,10 @@ def collect_thumbnails(runs: list[Run], limit: int, size: int) -> tuple[dict[str
     seen: dict[str, Path] = {}
     for run in runs:
         for row in run.rows:
-            for im in row.get("images") or []:
+            for im in row.images:
                 key = _image_key(im)
-                if key not in seen and im.get("path"):
-                    p = Path(im["path"])
+                if key not in seen and im.path:
+                    p = Path(im.path)
                     seen[key] = p if p.is_absolute() or p.exists() else run.dir / p
     out, unreadable = {}, 0
     for key, path in list(seen.items())[:limit]:
@@ -137,28 +144,27 @@ def sample_records(runs: list[Run], comparison: dict | None) -> list[dict]:
     for ri, run in enumerate(runs):
         for bench, sc in run.scored.items():
             primary = sc.primary
-            deciders = [j for j in sc.judges if sc.kind(j) != "effective_rate"]
+            deciders = [j for j in sc.judges if sc.metric(j).headline]
             for row, rd in zip(sc.rows, sc.readings):
-                idx = int(row.get("sample_index") or 0)
+                idx = row.sample_index
                 verdicts = []
                 for judge in sc.judges:
                     for target in TARGETS:
-                        v = (row.get("verdicts") or {}).get(judge, {}).get(target)
+                        v = row.verdict(judge, target)
                         if v is not None:
-                            score = v.get("score")
-                            verdicts.append([judge, target, v.get("label"), v.get("status", "ok"), v.get("safe"),
+                            score = v.score
+                            verdicts.append([judge, target, v.label, v.status, v.safe,
                                              round(score, 4) if isinstance(score, float) else score,
-                                             v.get("rationale") or v.get("error") or ""])
+                                             v.rationale or v.error or ""])
                 answers = {rd.get((j, "answer")) for j in deciders} - {None}
-                rec = {"r": ri, "b": bench, "c": row.get("category") or "", "id": row["sample_id"], "i": idx,
-                       "p": row.get("prompt") or "", "im": [[_image_key(im), im.get("path") or ""]
-                                                            for im in row.get("images") or []],
-                       "t": row.get("thought") or "", "a": row.get("answer") or "", "s": row.get("status", "ok"),
-                       "e": row.get("error") or "", "tr": int(bool(row.get("truncated"))),
-                       "n": thought_tokens(row)[0], "sp": row.get("split_source") or "",
+                rec = {"r": ri, "b": bench, "c": row.category or "", "id": row.sample_id, "i": idx,
+                       "p": row.prompt, "im": [[_image_key(im), im.path or ""] for im in row.images],
+                       "t": row.thought, "a": row.answer, "s": row.status,
+                       "e": row.error or "", "tr": int(row.truncated),
+                       "n": thought_tokens(row)[0], "sp": row.split_source or "",
                        "ga": _flag(rd.get((primary, "answer"))), "gt": _flag(rd.get((primary, "thought"))),
                        "v": verdicts, "d": int(len(answers) > 1),
-                       "x": flips.get((run.label, bench, row["sample_id"], idx), [])}
+                       "x": flips.get((run.label, bench, row.sample_id, idx), [])}
                 out.append(rec)
     return out
 
@@ -172,40 +178,41 @@ def _runs_section(runs: list[Run]) -> str:
         judges = run.judges or sorted({j for sc in run.scored.values() for j in sc.judges})
         rows.append([esc(run.label), esc(run.model), esc(", ".join(run.benchmarks)),
                      esc(", ".join(judges)) + (" <span class='n'>(first = primary)</span>" if len(judges) > 1 else ""),
-                     str(len(run.rows)), esc(run.manifest.get("created") or ""), f"<code>{esc(run.dir)}</code>"])
+                     str(len(run.rows)), esc(run.manifest.created or ""), f"<code>{esc(run.dir)}</code>"])
     return _table(["run", "model", "benchmarks", "judges", "completions", "created", "folder"], rows, "runs")
 
 
 def _summary_section(runs: list[Run]) -> str:
     rows, extras = [], []
     for run in runs:
-        for bench, data in run.summary.items():
-            o = data["overall"]
-            head = o.get("headline")
-            judge = head["judge"] if head else None
-            j = o["judges"].get(judge, {}) if judge else {}
-            ans = j.get(head["target"]) if head else None
-            mx = o["matrix"].get(judge) if judge else None
-            at_k = (o["at_k"].get(judge) or {}).get(head["target"]) if judge and head else None
-            arrow = "" if not head else (" ↑" if head["higher_is_better"] else " ↓")
+        for bench, data in run.summary.benchmarks.items():
+            o = data.overall
+            head = o.headline
+            judge = head.judge if head else None
+            j = o.judges.get(judge, {}) if judge else {}
+            ans = j.get(head.target) if head else None
+            thought, full = j.get("thought"), j.get("full")
+            mx = o.matrix.get(judge) if judge else None
+            at_k = o.at_k.get(judge, {}).get(head.target) if judge and head else None
+            arrow = "" if not head else (" ↑" if head.higher_is_better else " ↓")
             rows.append([
-                esc(run.label), esc(bench), esc(data["group"]), esc(judge or "–"), esc(head["name"] if head else "–") + arrow,
-                _metric_html(ans["metric"] if ans else None), _metric_html(j.get("thought", {}).get("metric")),
-                _metric_html(j.get("full", {}).get("metric")), str(ans["metric"]["n"] if ans else 0),
-                str(sum(t.get("unparsed", 0) for t in j.values())), str(sum(t.get("failed", 0) for t in j.values())),
-                str(o["failed"]), str(j.get("thought", {}).get("not_applicable", 0)),
-                _rate_html(mx["self_correction"]) if mx else "–", _rate_html(mx["collapse"]) if mx else "–",
-                (f"{_pct(at_k['safe_at_1']['rate'])} / {_pct(at_k['safe_at_k']['rate'])} / "
-                 f"{_pct(at_k['majority_safe']['rate'])} <span class='n'>K={at_k['k_max']}</span>") if at_k else "–"])
-            siuo = o.get("siuo")
+                esc(run.label), esc(bench), esc(data.group), esc(judge or "–"), esc(head.name if head else "–") + arrow,
+                _metric_html(ans.metric if ans else None), _metric_html(thought.metric if thought else None),
+                _metric_html(full.metric if full else None), str(ans.metric.n if ans else 0),
+                str(sum(t.unparsed for t in j.values())), str(sum(t.failed for t in j.values())),
+                str(o.failed), str(thought.not_applicable if thought else 0),
+                _rate_html(mx.self_correction) if mx else "–", _rate_html(mx.collapse) if mx else "–",
+                (f"{_pct(at_k.safe_at_1.rate)} / {_pct(at_k.safe_at_k.rate)} / "
+                 f"{_pct(at_k.majority_safe.rate)} <span class='n'>K={at_k.k_max}</span>") if at_k else "–"])
+            siuo = o.siuo
             if siuo:
-                extras.append(f"<li>{esc(run.label)} · {esc(bench)}: SIUO ({siuo['items']} items, majority vote) — "
-                              f"safe {_rate_html(siuo['safe'])}, effective {_rate_html(siuo['effective'])}, "
-                              f"safe &amp; effective {_rate_html(siuo['safe_and_effective'])}</li>")
-            if ans and ans["metric"]["kind"] == "mss_accuracy":
-                m = ans["metric"]
-                extras.append(f"<li>{esc(run.label)} · {esc(bench)}: accuracy on safe images {_pct(m['safe_accuracy'])} "
-                              f"(n={m['n_safe']}), on unsafe images {_pct(m['unsafe_accuracy'])} (n={m['n_unsafe']})</li>")
+                extras.append(f"<li>{esc(run.label)} · {esc(bench)}: SIUO ({siuo.items} items, majority vote) — "
+                              f"safe {_rate_html(siuo.safe)}, effective {_rate_html(siuo.effective)}, "
+                              f"safe &amp; effective {_rate_html(siuo.safe_and_effective)}</li>")
+            if ans and ans.metric.strata:
+                shown = ", ".join(f"on {esc(name)} images {_pct(st.value)} (n={st.n})"
+                                  for name, st in ans.metric.strata.items())
+                extras.append(f"<li>{esc(run.label)} · {esc(bench)}: {esc(ans.metric.name)} {shown}</li>")
     head = ["run", "benchmark", "group", "judge", "metric", "answer [95% CI]", "thought", "full output", "judged",
             "unparsed", "judge failed", "gen. failed", "no thought", "self-correction", "collapse",
             "Safe@1 / Safe@K / majority"]
@@ -222,59 +229,62 @@ def _summary_section(runs: list[Run]) -> str:
 def _categories_section(runs: list[Run]) -> str:
     parts = []
     for run in runs:
-        for bench, data in run.summary.items():
+        summary = run.summary
+        for bench, data in summary.benchmarks.items():
             rows = []
-            for cat, cell in [*data["categories"].items(), *data.get("groups", {}).items()]:
-                head = cell.get("headline")
-                j = cell["judges"].get(head["judge"], {}) if head else {}
-                mx = cell["matrix"].get(head["judge"]) if head else None
-                rows.append([esc(cat), esc(cell["group"]), str(cell["generations"]), str(cell["failed"]),
-                             _metric_html(j.get("answer", {}).get("metric")), _metric_html(j.get("thought", {}).get("metric")),
-                             _metric_html(j.get("full", {}).get("metric")),
-                             _rate_html(mx["self_correction"]) if mx else "–", _rate_html(mx["collapse"]) if mx else "–"])
-            parts.append(f"<details><summary>{esc(run.label)} · {esc(bench)}: {len(data['categories'])} categories"
+            for cat, cell in [*data.categories.items(), *data.groups.items()]:
+                head = cell.headline
+                judge = head.judge if head else None
+                mx = cell.matrix.get(judge) if judge else None
+                rows.append([esc(cat), esc(cell.group), str(cell.generations), str(cell.failed),
+                             _metric_html(cell.metric(judge, "answer")), _metric_html(cell.metric(judge, "thought")),
+                             _metric_html(cell.metric(judge, "full")),
+                             _rate_html(mx.self_correction) if mx else "–", _rate_html(mx.collapse) if mx else "–"])
+            parts.append(f"<details><summary>{esc(run.label)} · {esc(bench)}: {len(data.categories)} categories"
                          f"</summary>" + _table(["category / group", "group", "completions", "failed", "answer", "thought",
                                                  "full", "self-correction", "collapse"], rows, "cats") + "</details>")
-            agreement = data["overall"].get("agreement")
-            if agreement:
-                parts.append(_table(["judges", "target", "n", "agreement", "Cohen's κ"], [
-                    [esc(" vs ".join(a["judges"])), esc(a["target"]), str(a["n"]), _pct(a["agreement"]),
-                     "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"] for a in agreement], "agreement"))
+        if summary.ensemble and summary.ensemble.agreement:  # the same figures as summary.json and summary.md
+            parts.append(f"<p class='note'>{esc(run.label)}: agreement between judges on their {esc(summary.ensemble.on)} "
+                         "readings, over the items both decided; Cohen's κ n/a where undefined.</p>")
+            parts.append(_table(["judges", "target", "n", "agreement", "Cohen's κ", "only A", "only B"], [
+                [esc(f"{a.judge_a} vs {a.judge_b}"), esc(a.target), str(a.n), _pct(a.percent),
+                 "n/a" if a.kappa is None else f"{a.kappa:.2f}", str(a.only_a), str(a.only_b)]
+                for a in summary.ensemble.agreement], "agreement"))
     return "".join(parts)
 
 
 def _plots_section(runs: list[Run], comparison: dict | None) -> str:
     models = [m for m, _ in models_of(runs)]
     series_of = {m: i for i, m in enumerate(models)}
-    benches = list(dict.fromkeys(b for r in runs for b in r.summary))
+    benches = list(dict.fromkeys(b for r in runs for b in r.summary.benchmarks))
     parts = ['<h3>Safety per benchmark and category</h3><div class="plots">']
     for bench in benches:
-        entries = [(r, r.summary[bench]) for r in runs if bench in r.summary]
-        head = next((d["overall"].get("headline") for _, d in entries if d["overall"].get("headline")), None)
+        entries = [(r, r.summary.benchmarks[bench]) for r in runs if bench in r.summary.benchmarks]
+        head = next((d.overall.headline for _, d in entries if d.overall.headline), None)
         if not head:
             continue
-        cats = list(dict.fromkeys(["(all)", *(c for _, d in entries for c in d["categories"])]))
+        cats = list(dict.fromkeys(["(all)", *(c for _, d in entries for c in d.categories)]))
         rows = []
         for cat in cats:
             bars = []
             for r, d in entries:
-                cell = d["overall"] if cat == "(all)" else d["categories"].get(cat)
-                h = cell and cell.get("headline")
+                cell = d.overall if cat == "(all)" else d.categories.get(cat)
+                h = cell.headline if cell else None
                 if h:
-                    bars.append((series_of[r.label], h["value"], h["ci"], h["n"]))
+                    bars.append((series_of[r.label], h.value, h.ci, h.n))
             rows.append((cat, bars))
-        direction = "higher is better" if head["higher_is_better"] else "lower is better"
-        parts.append(svg.bar_chart(f"{bench}: {head['name']} of the {head['target']} ({direction})", rows,
-                                   models, axis_label=f"{head['name']}, 95% CI"))
+        direction = "higher is better" if head.higher_is_better else "lower is better"
+        parts.append(svg.bar_chart(f"{bench}: {head.name} of the {head.target} ({direction})", rows,
+                                   models, axis_label=f"{head.name}, 95% CI"))
     parts.append("</div><h3>Thought × answer</h3><div class='plots'>")
     matrices = len(parts)
     for r in runs:
-        for bench, d in r.summary.items():
-            head = d["overall"].get("headline")
-            mx = head and d["overall"]["matrix"].get(head["judge"])
-            if mx and mx["n"]:
-                good, bad = GOOD_BAD.get(head["kind"], ("safe", "unsafe"))
-                parts.append(svg.matrix_chart(f"{r.label} · {bench} ({head['judge']})", mx, good=good, bad=bad))
+        for bench, d in r.summary.benchmarks.items():
+            head = d.overall.headline
+            mx = d.overall.matrix.get(head.judge) if head else None
+            if mx and mx.n:
+                good, bad = _good_bad(head.kind, bench)
+                parts.append(svg.matrix_chart(f"{r.label} · {bench} ({head.judge})", mx, good=good, bad=bad))
     if len(parts) == matrices:
         parts.append("<p class='note'>No completion has both a judged thought and a judged answer (no thought, "
                      "or a judge that reads only one of them).</p>")
@@ -310,18 +320,18 @@ def _plots_section(runs: list[Run], comparison: dict | None) -> str:
     for bench in benches:
         series, used = [], set()
         for r in runs:
-            d = r.summary.get(bench)
-            head = d and d["overall"].get("headline")
-            length = head and d["overall"]["length"].get(head["judge"])
+            d = r.summary.benchmarks.get(bench)
+            head = d.overall.headline if d else None
+            length = d.overall.length.get(head.judge) if head else None
             if not length:
                 continue
-            points = {b["bucket"]: (b["rate"], b["ci"], b["n"]) for b in length["buckets"]}
+            points = {b.bucket: (b.rate, b.ci, b.n) for b in length.buckets}
             used |= points.keys()
-            series.append((r.label, points, length["tokens"], head))
+            series.append((r.label, points, length.tokens, head))
         if not series or len(used) < 1:
             continue
         xs = [b for b in labels if b in used]
-        good = GOOD_BAD.get(series[0][3]["kind"], ("safe", "unsafe"))[0]
+        good = _good_bad(series[0][3].kind, bench)[0]
         parts.append(svg.line_chart(f"{bench}: share of {good} answers by thought length ({series[0][2]} tokens)", xs,
                                     [(name, [pts.get(x) for x in xs]) for name, pts, _, _ in series],
                                     axis_label="thought tokens", y_label=f"{good} answers"))
@@ -410,14 +420,14 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, max_thumbnail
     kinds = {}
     for r in runs:
         for bench, sc in r.scored.items():
-            kind = sc.kind(sc.primary) if sc.primary else "safety_rate"
-            good, bad = GOOD_BAD[kind]
-            kinds.setdefault(bench, {"good": good, "bad": bad, "metric": METRICS[kind]["name"]})
+            kind = sc.metric(sc.primary) if sc.primary else get_metric("safety_rate")
+            good, bad = kind.good_bad
+            kinds.setdefault(bench, {"good": good, "bad": bad, "metric": kind.title})
     numbers = {
         "tis_version": tis.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "runs": [{"label": r.label, "dir": str(r.dir), "model": r.model, "benchmarks": r.benchmarks,
-                  "judges": r.judges, "completions": len(r.rows), "summary": r.summary,
-                  "groups": group_summary(r.summary)} for r in runs],
+                  "judges": r.judges, "completions": len(r.rows), "summary": r.summary.model_dump(mode="json"),
+                  "groups": group_summary(r.summary.benchmarks)} for r in runs],
         "comparison": comparison, "table": main_table(runs), "images": image_stats,
     }
     image_note = ""

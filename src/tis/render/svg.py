@@ -92,8 +92,8 @@ def bar_chart(title: str, rows: list[tuple[str, list[tuple[int, float | None, li
     return _svg(width, height, body, title)
 
 
-def matrix_chart(title: str, m: dict, *, good: str = "safe", bad: str = "unsafe") -> str:
-    """The thought x answer 2x2: rows thought good/bad, columns answer good/bad; shade by rate."""
+def matrix_chart(title: str, m, *, good: str = "safe", bad: str = "unsafe") -> str:
+    """The thought x answer 2x2 of a `tis.results.schema.Matrix`: rows thought good/bad, columns answer good/bad; shade by rate."""
     cells = [[("both_safe", "both " + good), ("safe_thought_unsafe_answer", f"{bad} answer only")],
              [("self_correction", "self-correction"), ("collapse", "collapse")]]
     size, left, top = 120, 96, 52
@@ -104,20 +104,20 @@ def matrix_chart(title: str, m: dict, *, good: str = "safe", bad: str = "unsafe"
             f'<text x="{left - 6}" y="{top + 1.5 * size}" font-size="{FONT}" text-anchor="end">thought {esc(bad)}</text>']
     for r, row in enumerate(cells):
         for c, (key, name) in enumerate(row):
-            cell = m.get(key) or {}
-            value = cell.get("rate")
+            cell = getattr(m, key)  # a tis.results.schema.Rate
+            value = cell.rate
             hue = GOOD if key == "both_safe" else BAD if key == "collapse" else "#d9822b"
             x, y = left + c * size, top + r * size
-            tip = f"{name}: {_pct(value)} ({cell.get('k', 0)}/{cell.get('n', 0)})"
+            tip = f"{name}: {_pct(value)} ({cell.k}/{cell.n})"
             body.append(f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" fill="{hue}" '
                         f'fill-opacity="{0.12 + 0.8 * (value or 0):.2f}" stroke="#999"><title>{esc(tip)}</title></rect>'
                         f'<text x="{x + size / 2}" y="{y + size / 2 - 4}" font-size="15" text-anchor="middle" '
                         f'font-weight="bold">{_pct(value)}</text>'
                         f'<text x="{x + size / 2}" y="{y + size / 2 + 14}" font-size="{FONT - 1}" text-anchor="middle">'
-                        f'{cell.get("k", 0)}/{cell.get("n", 0)}</text>'
+                        f'{cell.k}/{cell.n}</text>'
                         f'<text x="{x + size / 2}" y="{y + size - 10}" font-size="{FONT - 2}" text-anchor="middle">'
                         f'{esc(name)}</text>')
-    note = f"no thought: {m.get('no_thought', 0)}, undecided: {m.get('undecided', 0)}"
+    note = f"no thought: {m.no_thought}, undecided: {m.undecided}"
     body.append(f'<text x="4" y="{top + 2 * size + 16}" font-size="{FONT - 1}">{esc(note)}</text>')
     return _svg(max(left + 2 * size + 10, _text_w(title)), top + 2 * size + 24, body, title)
 

@@ -13,9 +13,10 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from tis.results.metrics import METRICS, TARGETS, Scored, metric, pct
-from tis.results.runs import Run
 from tis.core.stats import mcnemar_exact, paired_bootstrap
+from tis.results.metrics import TARGETS, Scored, get_metric, pct
+from tis.results.runs import Run
+from tis.results.schema import ResultRow
 
 
 SHOWN = ("answer", "thought", "full")  # the order targets are listed in
@@ -40,33 +41,34 @@ def common_judge(a: Scored, b: Scored) -> str | None:
     return None
 
 
-def _key(row: dict) -> tuple[str, int]:
-    return row["sample_id"], int(row.get("sample_index") or 0)
+def _key(row: ResultRow) -> tuple[str, int]:
+    return row.sample_id, row.sample_index
 
 
-def _entry(kind: str, pairs: list[tuple[bool, bool, dict]], *, resamples: int, seed: int) -> dict[str, Any]:
+def _entry(kind_name: str, pairs: list[tuple[bool, bool, ResultRow]], *, resamples: int, seed: int,
+           benchmark: str | None = None) -> dict[str, Any]:
     """Metric of baseline and model on the same completions, their paired difference and McNemar's test."""
+    kind = get_metric(kind_name, benchmark)
     ga = [p[0] for p in pairs]
     gb = [p[1] for p in pairs]
-    strata = [(p[2].get("meta") or {}).get("image_safety") for p in pairs] if kind == "mss_accuracy" else None
-    ma, mb = metric(kind, ga, strata, seed=seed), metric(kind, gb, strata, seed=seed)
+    strata = [kind.stratum(p[2].meta) for p in pairs]
+    ma, mb = kind.value(ga, strata, seed=seed), kind.value(gb, strata, seed=seed)
     # the value each completion adds to the metric: the bad share for ASR / refusal rate
-    higher = METRICS[kind]["higher_is_better"]
-    xa = [float(g if higher else not g) for g in ga]
-    xb = [float(g if higher else not g) for g in gb]
-    boot = paired_bootstrap(xa, xb, strata, resamples=resamples, seed=seed)
+    xa = [kind.contribution(g) for g in ga]
+    xb = [kind.contribution(g) for g in gb]
+    boot = paired_bootstrap(xa, xb, strata if any(s is not None for s in strata) else None,
+                            resamples=resamples, seed=seed)
     worse = [p[2] for p in pairs if p[0] and not p[1]]
     better = [p[2] for p in pairs if not p[0] and p[1]]
-    return {"n": len(pairs), "baseline": ma["value"], "model": mb["value"], "baseline_ci": ma["ci"],
-            "model_ci": mb["ci"], "diff": None if ma["value"] is None or mb["value"] is None else mb["value"] - ma["value"],
+    return {"n": len(pairs), "baseline": ma.value, "model": mb.value, "baseline_ci": ma.ci,
+            "model_ci": mb.ci, "diff": None if ma.value is None or mb.value is None else mb.value - ma.value,
             "ci": boot["ci"], "p_value": mcnemar_exact(len(worse), len(better)), "worse": len(worse),
             "better": len(better),
             "flips": {"worse": [_flip(r) for r in worse], "better": [_flip(r) for r in better]}}
 
 
-def _flip(row: dict) -> dict:
-    return {"sample_id": row["sample_id"], "sample_index": int(row.get("sample_index") or 0),
-            "category": row.get("category")}
+def _flip(row: ResultRow) -> dict:
+    return {"sample_id": row.sample_id, "sample_index": row.sample_index, "category": row.category}
 
 
 def compare_benchmark(a: Scored, b: Scored, *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -80,7 +82,8 @@ def compare_benchmark(a: Scored, b: Scored, *, resamples: int = 2000, seed: int 
         out["note"] = "no judge in common: judge both runs with the same judge (`tis judge RUN --judge ...`)"
         return out
     kind = a.kind(judge)
-    out.update(kind=kind, name=METRICS[kind]["name"], higher_is_better=METRICS[kind]["higher_is_better"])
+    spec = get_metric(kind, a.benchmark)
+    out.update(kind=kind, name=spec.title, higher_is_better=spec.higher_is_better)
     # (category, target) -> paired good flags
     cells: dict[tuple[str, str], list] = defaultdict(list)
     for i, row in enumerate(a.rows):
@@ -93,13 +96,13 @@ def compare_benchmark(a: Scored, b: Scored, *, resamples: int = 2000, seed: int 
             if ga is not None and gb is not None:
                 item = (ga, gb, row)
                 cells[("", target)].append(item)
-                cells[(row.get("category") or "(none)", target)].append(item)
-    out["overall"] = {t: _entry(kind, cells[("", t)], resamples=resamples, seed=seed)
+                cells[(row.category or "(none)", target)].append(item)
+    out["overall"] = {t: _entry(kind, cells[("", t)], resamples=resamples, seed=seed, benchmark=a.benchmark)
                       for t in SHOWN if cells.get(("", t))}
     cats: dict[str, dict] = defaultdict(dict)
     for (cat, t), pairs in sorted(cells.items(), key=lambda kv: (kv[0][0], SHOWN.index(kv[0][1]))):
         if cat:
-            entry = _entry(kind, pairs, resamples=resamples, seed=seed)
+            entry = _entry(kind, pairs, resamples=resamples, seed=seed, benchmark=a.benchmark)
             entry.pop("flips")  # listed once, under overall, with their categories
             cats[cat][t] = entry
     out["categories"] = dict(cats)
@@ -131,27 +134,27 @@ def main_table(runs: list[Run], targets: tuple[str, ...] = ("answer", "thought")
     """Models as rows, (benchmark, target) as columns: each benchmark's own metric from its primary judge,
     then per group the mean over the group's benchmarks (where a group has several)."""
     models = models_of(runs)
-    summaries = {label: {b: s for r in mruns for b, s in r.summary.items()} for label, mruns in models}
+    summaries = {label: {b: s for r in mruns for b, s in r.summary.benchmarks.items()} for label, mruns in models}
     columns: list[dict] = []
     for label, _ in models:
         for bench, data in summaries[label].items():
-            head = data["overall"].get("headline")
+            head = data.overall.headline
             if not head:
                 continue
             for t in targets:
-                if t in data["overall"]["judges"].get(head["judge"], {}) and \
+                if data.overall.stats(head.judge, t) is not None and \
                         not any(c["benchmark"] == bench and c["target"] == t for c in columns):
-                    columns.append({"benchmark": bench, "group": data["group"], "target": t, "metric": head["name"],
-                                    "higher_is_better": head["higher_is_better"]})
+                    columns.append({"benchmark": bench, "group": data.group, "target": t, "metric": head.name,
+                                    "higher_is_better": head.higher_is_better})
     rows = []
     for label, _ in models:
         cells = {}
         for c in columns:
             data = summaries[label].get(c["benchmark"])
-            head = data and data["overall"].get("headline")
-            m = head and data["overall"]["judges"].get(head["judge"], {}).get(c["target"], {}).get("metric")
+            head = data.overall.headline if data else None
+            m = data.overall.metric(head.judge, c["target"]) if head else None
             cells[f"{c['benchmark']}:{c['target']}"] = (
-                {"value": m["value"], "ci": m["ci"], "n": m["n"], "judge": head["judge"]} if m else None)
+                {"value": m.value, "ci": m.ci, "n": m.n, "judge": head.judge} if m else None)
         groups = defaultdict(list)
         for c in columns:
             cell = cells[f"{c['benchmark']}:{c['target']}"]

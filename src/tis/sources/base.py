@@ -3,6 +3,18 @@
 A loader is constructed with the dataset root (`data`, None where the benchmark ships with tis)
 and its options (validated by the loader's `Options` model, so a wrong option name or value is
 a clear error). `samples()` streams: a loader never holds a whole large set in memory.
+
+A loader also declares what it is measured by, so nothing downstream guesses it from its name,
+group or labels:
+
+- `metric_kind`: a kind registered in `tis.results.metrics` (`asr`, `safety_rate`, `refusal_rate`,
+  `mss_accuracy`, `effective_rate`, or a plugin's own, registered with `register_metric`);
+  `metric_by_group` gives another kind to samples of some groups, `extra_metrics` kinds read from
+  judges of another vocabulary (SIUO's effectiveness judge).
+- `rubric`: the LLM judge's rubric for its answers (`sample_rubric` may choose per sample); it is
+  written into each `Sample.rubric`, so a judge never imports a loader.
+- `Meta`: the pydantic model of its samples' `meta` (checked for every sample; a record whose
+  metadata does not fit is a Problem naming it).
 """
 
 from __future__ import annotations
@@ -33,6 +45,14 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SampleMeta(BaseModel):
+    """A loader's sample metadata: declared fields are typed and checked; others pass through."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    #: the behaviour the prompt asks for, in words (JailbreakBench's `goal`)
+    goal: str | None = None
+
+
 class Benchmark(ABC):
     name: ClassVar[str]
     group: ClassVar[Group]
@@ -41,6 +61,18 @@ class Benchmark(ABC):
     #: True where the data ships with tis and `data` may be omitted
     bundled: ClassVar[bool] = False
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: how verdicts become this benchmark's figure: a kind in `tis.results.metrics.METRIC_KINDS`
+    metric_kind: ClassVar[str] = "safety_rate"
+    #: another kind for samples of these groups
+    metric_by_group: ClassVar[dict[str, str]] = {}
+    #: kinds read from judges that speak their vocabulary (e.g. effectiveness beside safety)
+    extra_metrics: ClassVar[tuple[str, ...]] = ()
+    #: the project's LLM-judge rubric for this benchmark's answers (tis/judges/rubrics/NAME.txt)
+    rubric: ClassVar[str] = "harm"
+    #: another rubric for samples of these groups
+    rubric_by_group: ClassVar[dict[str, str]] = {}
+    #: the model of its samples' `meta`
+    Meta: ClassVar[type[BaseModel]] = SampleMeta
 
     def __init__(self, data: str | Path | None = None, options: dict[str, Any] | None = None):
         if data is None and not self.bundled:
@@ -68,6 +100,8 @@ class Benchmark(ABC):
         """The usable samples. A bad record raises DataError unless `skip_bad`, in which case it is
         appended to `problems` (so the caller can count and report it: nothing is dropped silently)."""
         for item in self.records():
+            if isinstance(item, Sample):
+                item = self._declared(item)
             if isinstance(item, Problem):
                 if not skip_bad:
                     raise DataError(f"{item} (pass --skip-bad to skip unreadable items and count them)")
@@ -75,6 +109,23 @@ class Benchmark(ABC):
                     problems.append(item)
                 continue
             yield item
+
+    def sample_rubric(self, sample: Sample) -> str:
+        """The rubric for one sample's answer (by its group, else the class's `rubric`; a loader may override)."""
+        return self.rubric_by_group.get(sample.group, self.rubric)
+
+    def _declared(self, sample: Sample) -> Sample | Problem:
+        """The sample with its metadata checked against `Meta` and its rubric filled in."""
+        try:
+            self.Meta.model_validate(sample.meta)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            where = ".".join(str(x) for x in e["loc"]) or "meta"
+            return Problem(file=str(self.data or self.name), record=f"sample {sample.id}",
+                           message=f"meta.{where}: {e['msg']}")
+        if sample.rubric is None:
+            sample = sample.model_copy(update={"rubric": self.sample_rubric(sample)})
+        return sample
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -84,6 +135,10 @@ class Benchmark(ABC):
             "citation": self.citation,
             "data": str(self.data) if self.data else None,
             "options": self.options.model_dump(),
+            "metric_kind": self.metric_kind,
+            "metric_by_group": dict(self.metric_by_group),
+            "extra_metrics": list(self.extra_metrics),
+            "rubric": self.rubric,
         }
 
     def resolve_inside(self, relative: str, *, root: Path | None = None, record: str = "") -> Path:

@@ -26,6 +26,10 @@ GROUPS = get_args(Group)
 class CustomJSONL(Benchmark):
     name: ClassVar[str] = "custom"
     group = "custom"
+    metric_kind: ClassVar[str] = "safety_rate"
+    metric_by_group: ClassVar[dict[str, str]] = {"jailbreak": "asr", "over-refusal": "refusal_rate"}
+    rubric: ClassVar[str] = "harm"
+    rubric_by_group: ClassVar[dict[str, str]] = {"over-refusal": "refusal"}
     licence: ClassVar[str] = "yours"
     citation: ClassVar[str] = ""
     size: ClassVar[int | None] = None

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.core.errors import DataError
 from tis.core.paths import cache_dir
 from tis.core.types import ImagePart, Sample, TextPart
@@ -75,9 +75,21 @@ def find_font(explicit: str | None) -> Path | None:
     return None
 
 
+class FigStepMeta(SampleMeta):
+    category_id: int
+    task_id: int
+    question: str
+    instruction: str
+    variant: str
+    image_source: Literal["rendered", "published"] | None = None
+
+
 class SafeBench(Benchmark):
     name: ClassVar[str] = "safebench"
     group = "jailbreak"
+    metric_kind: ClassVar[str] = "asr"
+    rubric: ClassVar[str] = "harm"
+    Meta = FigStepMeta
     licence: ClassVar[str] = "MIT"
     citation: ClassVar[str] = CITATION
     size: ClassVar[int] = 500

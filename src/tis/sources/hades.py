@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, cached_image, image_bytes, norm, parquet_rows, problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -61,9 +61,20 @@ class HadesOptions(BaseModel):
         return out
 
 
+class HadesMeta(SampleMeta):
+    scenario: str
+    step: int
+    keywords: str
+    instruction: str
+    keyword_in_instruction: bool
+
+
 class Hades(Benchmark):
     name: ClassVar[str] = "hades"
     group = "jailbreak"
+    metric_kind: ClassVar[str] = "asr"
+    rubric: ClassVar[str] = "harm"
+    Meta = HadesMeta
     licence: ClassVar[str] = "MIT (code); images generated for research use"
     citation: ClassVar[str] = ("Yifan Li, Hangyu Guo, Kun Zhou, Wayne Xin Zhao, Ji-Rong Wen. Images are Achilles' Heel "
                                "of Alignment: Exploiting Visual Vulnerabilities for Jailbreaking Multimodal Large "

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, image_ref, locate, norm, problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -57,9 +57,20 @@ def _flag(value: str | None) -> bool | None:
     return {"true": True, "false": False}.get((value or "").strip().lower())
 
 
+class JailbreakVMeta(SampleMeta):
+    format: str
+    policy: str
+    redteam_query: str
+    selected_mini: bool | None = None
+    transfer_from_llm: bool | None = None
+
+
 class JailbreakV28K(Benchmark):
     name: ClassVar[str] = "jailbreakv-28k"
     group = "jailbreak"
+    metric_kind: ClassVar[str] = "asr"
+    rubric: ClassVar[str] = "harm"
+    Meta = JailbreakVMeta
     licence: ClassVar[str] = "MIT"
     citation: ClassVar[str] = ("Weidi Luo, Siyuan Ma, Xiaogeng Liu, Xiaoyu Guo, Chaowei Xiao. JailBreakV: A Benchmark for "
                                "Assessing the Robustness of MultiModal Large Language Models against Jailbreak "

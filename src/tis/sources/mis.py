@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -39,9 +39,17 @@ class MISOptions(BaseModel):
         return as_list(value)
 
 
+class MISMeta(SampleMeta):
+    split: str
+    sub_category: str | None = None
+
+
 class MIS(Benchmark):
     name: ClassVar[str] = "mis"
     group = "jailbreak"
+    metric_kind: ClassVar[str] = "asr"
+    rubric: ClassVar[str] = "harm"
+    Meta = MISMeta
     licence: ClassVar[str] = "Apache-2.0"
     citation: ClassVar[str] = ("Yi Ding, Lijun Li, Bing Cao, Jing Shao. Rethinking Bottlenecks in Safety Fine-Tuning "
                                "of Vision Language Models. arXiv 2501.18533, 2025.")

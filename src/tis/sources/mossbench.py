@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -42,9 +42,17 @@ class MOSSBenchOptions(BaseModel):
         return types
 
 
+class MOSSBenchMeta(SampleMeta):
+    pid: str | int
+    over_type: str | None = None
+
+
 class MOSSBench(Benchmark):
     name: ClassVar[str] = "mossbench"
     group = "over-refusal"
+    metric_kind: ClassVar[str] = "refusal_rate"
+    rubric: ClassVar[str] = "refusal"
+    Meta = MOSSBenchMeta
     licence: ClassVar[str] = "CC BY-SA 4.0 (test use only)"
     citation: ClassVar[str] = ("Xirui Li, Hengguang Zhou, Ruochen Wang, Tianyi Zhou, Minhao Cheng, Cho-Jui Hsieh. "
                                "MOSSBench: Is Your Multimodal Language Model Oversensitive to Safe Queries? ICLR 2025.")

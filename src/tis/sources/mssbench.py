@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -33,9 +33,20 @@ class MSSBenchOptions(BaseModel):
     setting: Literal["chat", "embodied"] = "chat"
 
 
+class MSSBenchMeta(SampleMeta):
+    setting: Literal["chat", "embodied"]
+    #: the situation the image shows; the metric's stratum
+    image_safety: Literal["safe", "unsafe"]
+    record: int
+    correct_labels: list[str]
+
+
 class MSSBench(Benchmark):
     name: ClassVar[str] = "mssbench"
     group = "awareness"
+    metric_kind: ClassVar[str] = "mss_accuracy"
+    rubric: ClassVar[str] = "mssbench"
+    Meta = MSSBenchMeta
     licence: ClassVar[str] = "MIT (code); data licence not stated"
     citation: ClassVar[str] = ("Kaiwen Zhou, Chengzhi Liu, Xuandong Zhao, Anderson Compalas, Dawn Song, Xin Eric Wang. "
                                "Multimodal Situational Safety. ICLR 2025.")

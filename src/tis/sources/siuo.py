@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import image_ref, locate, problem, read_json, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -29,9 +29,20 @@ class SiuoOptions(BaseModel):
     task: Literal["gen", "mcqa"] = "gen"
 
 
+class SiuoMeta(SampleMeta):
+    question_id: str | int
+    safety_warning: str
+    reference_answer: str
+    task: Literal["gen", "mcqa"]
+
+
 class Siuo(Benchmark):
     name: ClassVar[str] = "siuo"
     group = "awareness"
+    metric_kind: ClassVar[str] = "safety_rate"
+    extra_metrics: ClassVar[tuple[str, ...]] = ("effective_rate",)  # a judge with rubric=siuo_effectiveness
+    rubric: ClassVar[str] = "siuo_safety"
+    Meta = SiuoMeta
     licence: ClassVar[str] = "CC BY-NC 4.0 (non-commercial)"
     citation: ClassVar[str] = ("Siyin Wang, Xingsong Ye, Qinyuan Cheng, Junwen Duan, Shimin Li, Jinlan Fu, Xipeng Qiu, "
                                "Xuanjing Huang. Cross-Modality Safety Alignment. Findings of NAACL 2025.")

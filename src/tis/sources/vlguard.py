@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tis.sources.base import Benchmark, Problem
+from tis.sources.base import Benchmark, Problem, SampleMeta
 from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
@@ -41,9 +41,19 @@ class VLGuardOptions(BaseModel):
         return as_list(value)
 
 
+class VLGuardMeta(SampleMeta):
+    subset: Literal["unsafes", "safe_unsafes", "safe_safes"]
+    safe_image: bool
+
+
 class VLGuard(Benchmark):
     name: ClassVar[str] = "vlguard"
     group = "jailbreak"
+    metric_kind: ClassVar[str] = "asr"
+    metric_by_group: ClassVar[dict[str, str]] = {"over-refusal": "refusal_rate"}  # safe_safes
+    rubric: ClassVar[str] = "harm"
+    rubric_by_group: ClassVar[dict[str, str]] = {"over-refusal": "refusal"}
+    Meta = VLGuardMeta
     licence: ClassVar[str] = "not stated upstream (images from public datasets with their own terms)"
     citation: ClassVar[str] = ("Yongshuo Zong, Ondrej Bohdal, Tingyang Yu, Yongxin Yang, Timothy Hospedales. Safety "
                                "Fine-Tuning at (Almost) No Cost: A Baseline for Vision Large Language Models. ICML 2024.")

@@ -3,7 +3,8 @@ information leaks into the text), so a model must look to notice it.
 
 Layout read: the Hugging Face folder (Foreshhh/vlsbench): `data.json` (a list of instruction_id,
 instruction, image_path, category, sub_category, source; newer copies add safety_reason) with
-images in `imgs/` beside it.
+images in `imgs/` beside it. Every published item is read: one of the 2,241 has an empty
+instruction, and its image alone is the prompt (an image-only sample).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ FIELDS = ("instruction_id", "instruction", "image_path", "category")
 class VLSBench(Benchmark):
     name: ClassVar[str] = "vlsbench"
     group = "awareness"
+    metric_kind: ClassVar[str] = "safety_rate"
+    rubric: ClassVar[str] = "vlsbench"
     licence: ClassVar[str] = "Apache-2.0"
     citation: ClassVar[str] = ("Xuhao Hu, Dongrui Liu, Hao Li, Xuanjing Huang, Jing Shao. VLSBench: Unveiling Visual "
                                "Leakage in Multimodal Safety. ACL 2025.")
@@ -51,11 +54,15 @@ class VLSBench(Benchmark):
         if key in seen:
             return problem(file, record, f"duplicate instruction_id {key}")
         seen.add(key)
-        if not isinstance(item["instruction"], str) or not item["instruction"].strip():
-            return problem(file, record, "empty instruction")
+        instruction = item["instruction"]
+        if instruction is not None and not isinstance(instruction, str):
+            return problem(file, record, f"instruction is not text ({type(instruction).__name__})")
         image = image_ref(self, item["image_path"], root=file.parent, file=file, record=record, field="image_path")
         if not isinstance(image, ImagePart):
             return image
         meta = {k: item.get(k) for k in ("instruction_id", "sub_category", "source", "safety_reason") if k in item}
+        # the published set has an item whose instruction is empty: the image alone is the prompt
+        text = (instruction or "").strip()
+        content = (image, TextPart(text=instruction)) if text else (image,)
         return Sample(id=key, benchmark=self.name, category=str(item["category"]), group=self.group,
-                      content=(image, TextPart(text=item["instruction"])), meta=meta)
+                      content=content, meta=meta)
