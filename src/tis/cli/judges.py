@@ -73,7 +73,7 @@ def train(args: argparse.Namespace) -> int:
     print(f"chosen by validation: features {'+'.join(report.features)}, lam {report.lam}, "
           f"threshold {report.threshold:.2f}")
     print(f"held out: accuracy {a.accuracy:.3f} (95% Wilson {a.accuracy_low:.3f}-{a.accuracy_high:.3f}), "
-          f"F1 {a.f1:.3f}, kappa {a.kappa:.3f}, precision {a.precision:.3f}, recall {a.recall:.3f}")
+          f"F1 {a.f1:.3f}, kappa {format_kappa(a.kappa)}, precision {a.precision:.3f}, recall {a.recall:.3f}")
     return 0
 
 
