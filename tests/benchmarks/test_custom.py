@@ -65,3 +65,47 @@ def test_folder_without_or_with_several_files(tmp_path):
     write_jsonl(tmp_path / "b.jsonl", [{"id": 1, "prompt": "p"}])
     with pytest.raises(DataError, match="several .jsonl files"):
         list(CustomJSONL(tmp_path).records())
+
+
+def write_with_a_latin1_line(tmp_path):
+    file = tmp_path / "set.jsonl"
+    lines = [json.dumps({"id": "a", "prompt": "first"}).encode(),
+             '{"id": "b", "prompt": "caf\u00e9 cr\u00e8me"}'.encode("latin-1"),  # one line saved as Latin-1
+             json.dumps({"id": "c", "prompt": "d\u00e9j\u00e0 vu"}, ensure_ascii=False).encode()]
+    file.write_bytes(b"\n".join(lines) + b"\n")
+    return file
+
+
+def test_a_line_that_is_not_utf8_is_a_problem_naming_it(tmp_path):
+    file = write_with_a_latin1_line(tmp_path)
+    items = list(CustomJSONL(file).records())
+    assert [i.id for i in items if not isinstance(i, Problem)] == ["a", "c"]
+    [bad] = [i for i in items if isinstance(i, Problem)]
+    assert bad.record == "line 2" and "not UTF-8 text (byte 0xe9 at column 27)" in bad.message
+    with pytest.raises(DataError, match=r"set.jsonl: line 2: not UTF-8 text .*--skip-bad"):
+        list(CustomJSONL(file).samples())
+    problems = []
+    assert [s.id for s in CustomJSONL(file).samples(skip_bad=True, problems=problems)] == ["a", "c"]
+    assert len(problems) == 1
+
+
+def test_skip_bad_runs_without_the_bad_line(tmp_path, capsys):
+    from tis.cli import main
+    from tis.testing.openai_server import LoopbackServer
+
+    file = write_with_a_latin1_line(tmp_path)
+    argv = ["eval", "--benchmark", "custom", "--data", str(file), "--judge", "refusal", "--no-progress",
+            "--no-report", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "line 2: not UTF-8" in err[0]
+    with LoopbackServer() as srv:
+        code = main([*argv, "--model", "openai:loopback", "--base-url", srv.base_url, "--skip-bad"])
+        assert code == 0, capsys.readouterr().err
+        assert srv.requests.total == 2
+
+
+def test_a_byte_order_mark_is_not_a_problem(tmp_path):
+    file = tmp_path / "bom.jsonl"
+    file.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "a", "prompt": "p"}).encode() + b"\n")
+    assert [s.id for s in CustomJSONL(file).samples()] == ["a"]

@@ -3,7 +3,8 @@ relative to the file) and optional `category`, `group`, `meta`.
 
     {"id": "q1", "prompt": "What is shown here?", "images": ["imgs/a.png"], "category": "weapons"}
 
-A bad line is a Problem naming the line; the rest of the file is still read.
+A bad line (not JSON, not UTF-8, a wrong field) is a Problem naming the line; the rest of the
+file is still read, and `--skip-bad` runs without it.
 """
 
 from __future__ import annotations
@@ -53,17 +54,20 @@ class CustomJSONL(Benchmark):
     def records(self) -> Iterator[Sample | Problem]:
         file = self.jsonl_path()
         try:
-            handle = open(file, encoding="utf-8")
+            handle = open(file, "rb")  # decoded line by line: one bad line is a Problem naming it
         except OSError as exc:
             raise DataError(f"{self.name}: cannot read {file}: {exc.strerror}") from None
         seen: set[str] = set()
         with handle:
-            try:
-                for number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        yield self._sample(line, number, file, seen)
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{self.name}: {file} is not UTF-8 ({exc.reason})") from None
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    yield problem(file, f"line {number}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                                                          f"column {exc.start + 1}); save the file as UTF-8")
+                    continue
+                if line.strip():
+                    yield self._sample(line, number, file, seen)
 
     def _sample(self, line: str, number: int, file: Path, seen: set[str]) -> Sample | Problem:
         record = f"line {number}"
