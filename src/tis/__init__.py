@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate"]
+__all__ = ["__version__", "evaluate", "load_run"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from tis.pipeline.evaluate import evaluate
 
         return evaluate
+    if name == "load_run":  # a run directory as typed objects: manifest, result rows, summary
+        from tis.results.runs import load_run
+
+        return load_run
     raise AttributeError(name)
