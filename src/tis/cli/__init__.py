@@ -7,14 +7,16 @@ fails to import stops `tis` at start-up with one line naming it: a command never
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 
 from tis import __version__
 
 # sub-command modules under tis.cli, each with add_commands(subparsers)
-COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop")
+COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop", "data", "train")
 
 
 class CommandImportError(Exception):
@@ -48,6 +50,24 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line for a failed file operation: the path, what went wrong, and what to do."""
+    path = exc.filename if exc.filename is not None else None
+    why = exc.strerror or str(exc)
+    hints = {errno.EACCES: "check the permissions, or write somewhere else (--out)",
+             errno.EPERM: "check the permissions, or write somewhere else (--out)",
+             errno.EROFS: "the file system is read-only: write somewhere else (--out)",
+             errno.ENOSPC: "free some space or write somewhere else",
+             errno.ENOTDIR: "a file is in the way where a folder is expected",
+             errno.EEXIST: "a file is in the way where a folder is expected",
+             errno.EISDIR: "a folder is in the way where a file is expected"}
+    hint = hints.get(exc.errno or 0)
+    where = f"{path}: " if path is not None else ""
+    if exc.filename2 is not None:
+        where = f"{path} -> {exc.filename2}: "
+    return f"{where}{why}" + (f" ({hint})" if hint else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tis.core.errors import TisError
 
@@ -68,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = None
         return 0
+    except OSError as exc:  # a file that cannot be written or read: the path and why, never a traceback
+        print(f"tis: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise
+        print(f"tis: error: the run store cannot be written ({exc}): the run directory is read-only; "
+              "copy it somewhere writable", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("tis: interrupted; everything finished so far is stored: re-run the same command to resume",
               file=sys.stderr)

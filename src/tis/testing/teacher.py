@@ -18,7 +18,7 @@ Markers in a question script faults (they pass through the prompts unchanged):
     [[truncate]]         (the server's directive) the reply stops inside the thought, finish "length"
 
 The server's own `[[...]]` directives (e.g. `[[fail-500:2]]`, `[[status:400]]`) work too.
-Every reply carries `ref <8 hex digits>`, a digest of the prompt that produced it, so a test can
+Every reply carries `ref <8 hex digits>`, a digest of the prompt (text and images) that produced it, so a test can
 tell which calls finished from what the store holds.
 """
 
@@ -64,7 +64,7 @@ class ScriptedTeacher:
 
     def __call__(self, body: dict[str, Any]) -> str | int | None:
         prompt = last_user_text(body.get("messages", []))
-        r = ref(prompt)
+        r = ref(prompt + _image_digest(body))
         with self._lock:
             self.seen[r] += 1
             seen = self.seen[r]
