@@ -191,19 +191,18 @@ class OpenAIBackend(ModelBackend):
         if not urls:
             raise ConfigError("--base-url is empty: give the server's URL, e.g. http://127.0.0.1:8000/v1")
         clean: list[str] = []
-        auths: list[aiohttp.BasicAuth | None] = []
+        auths: list[dict[str, str] | None] = []  # per replica: its Basic auth header, if its URL had credentials
         self._secrets: list[str] = []
         for url in urls:
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"--base-url '{redact_url(url)}' must start with http:// or https://")
             bare, creds = split_credentials(url)
             if creds is not None:
-                self._secrets.extend(c for c in creds if len(c) >= 3)
-                try:
-                    auth = aiohttp.BasicAuth(*creds)
-                except ValueError as exc:
-                    raise ConfigError(f"--base-url '{redact_url(url)}': the credentials in it cannot be sent as "
-                                      f"HTTP Basic auth ({exc})") from None
+                if len(creds[1]) >= 3:  # the password (a user name is not secret, and short ones are words)
+                    self._secrets.append(creds[1])
+                token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode("utf-8")).decode("ascii")
+                self._secrets.append(token)
+                auth: dict[str, str] | None = {"Authorization": f"Basic {token}"}
             else:
                 auth = None
             clean.append(bare.rstrip("/"))
@@ -275,7 +274,7 @@ class OpenAIBackend(ModelBackend):
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         elif self._auths[i] is not None:
-            headers["Authorization"] = self._auths[i].encode()
+            headers.update(self._auths[i])
         fallback = {"url": normalise_url(base)}
         try:
             req = urllib.request.Request(f"{base}/models", headers=headers)
@@ -317,7 +316,7 @@ class OpenAIBackend(ModelBackend):
         try:
             for i, base in enumerate(self.base_urls):
                 try:
-                    async with session.get(f"{base}/models", timeout=timeout, auth=self._auths[i]) as resp:
+                    async with session.get(f"{base}/models", timeout=timeout, headers=self._auths[i]) as resp:
                         status = resp.status
                         raw = await resp.read()
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -399,7 +398,7 @@ class OpenAIBackend(ModelBackend):
         base = self.base_urls[replica]
         self._outstanding[replica] += 1
         try:
-            async with session.post(f"{base}/chat/completions", data=data, auth=self._auths[replica],
+            async with session.post(f"{base}/chat/completions", data=data, headers=self._auths[replica],
                                     timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 status = resp.status
                 raw = await resp.read()

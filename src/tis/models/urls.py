@@ -8,6 +8,7 @@ that credentials were given.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -48,3 +49,11 @@ def normalise_url(url: str) -> str:
         port = None
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_text(text: str) -> str:
+    """Any URL user-info in free text (a command line, a log message) replaced by `***`."""
+    return _USERINFO.sub(r"\1***@", text)

@@ -18,6 +18,7 @@ from tis.pipeline.config import EvalConfig, make_config
 from tis.core.errors import ConfigError
 from tis.judges.base import Judge
 from tis.models.base import GenerationParams, ModelBackend
+from tis.models.urls import redact_text
 from tis.pipeline.store import RunLock, RunStore, write_manifest
 from tis.results.outputs import collect_results, write_outputs
 from tis.core.types import content_hash
@@ -215,7 +216,7 @@ async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_spec
         manifest = {
             "tis_version": tis.__version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(sys.argv) if os.path.basename(sys.argv[0]) == "tis" else None,
+            "command": redact_text(" ".join(sys.argv)) if os.path.basename(sys.argv[0]) == "tis" else None,
             "model": {"spec": cfg.model, **backend.describe()},
             "benchmark": bench.describe(),
             "judges": [{"spec": spec, "id": j.id} for spec, j in zip(judge_specs, judges)],
