@@ -53,7 +53,9 @@ Executors
     sent (never when everything is stored) and closed by `ex.close()`.
 `JudgingExecutor(store, judges, *, stats=None, progress=None)`
     `ex.start()` loads the judges in the background and returns at once (HTTP generation does not
-    wait for a judge's model to load); `ex.submit(request)` queues a judgement (reused at once when
+    wait for a judge's model to load; `start(load=False)` then `load()` defers the loading, e.g.
+    until the generation executor's `first_call` event is set, so a judge's heavy imports do not
+    compete with the first requests); `ex.submit(request)` queues a judgement (reused at once when
     its key is done); `await ex.join()` waits until everything submitted is stored;
     `await ex.run(requests) -> dict[key, VerdictRecord]` is submit + join + read back;
     `await ex.close()` closes the judges. `ex.submit_generation(record, sample)` queues every
@@ -265,6 +267,12 @@ class GenerationExecutor:
         self._batcher = None
         self._connection_failures = 0
         self._down: ServerUnreachable | None = None
+        self.first_call: asyncio.Event | None = None  # set when the first model call has gone out
+
+    def _first_call(self) -> asyncio.Event:
+        if self.first_call is None:
+            self.first_call = asyncio.Event()
+        return self.first_call
 
     # the public call --------------------------------------------------------------------------
     async def run(self, requests: Iterable[GenerationRequest],
@@ -353,13 +361,17 @@ class GenerationExecutor:
     # one sample ------------------------------------------------------------------------------
     async def _generate_batch(self, samples: list[Sample]) -> list[list[ModelOutput]]:
         self.stats.model_calls += 1
-        return await self.backend.generate(samples, self.params)
+        call = asyncio.ensure_future(self.backend.generate(samples, self.params))
+        self._first_call().set()
+        return await call
 
     async def _call(self, sample: Sample) -> list[ModelOutput]:
         if self._batcher is not None:
             return await self._batcher.submit(sample)
         self.stats.model_calls += 1
-        [outputs] = await self.backend.generate([sample], self.params)
+        call = asyncio.ensure_future(self.backend.generate([sample], self.params))
+        self._first_call().set()
+        [outputs] = await call
         return outputs
 
     async def _generate_group(self, group: _Group) -> list[GenerationRecord]:
@@ -446,18 +458,28 @@ class JudgingExecutor:
         self._queue: asyncio.Queue | None = None
         self._workers: list[asyncio.Task] = []
         self._ready: dict[str, asyncio.Task] = {}
+        self._load_called: asyncio.Event | None = None
         self._limits: dict[str, asyncio.Semaphore] = {}
 
-    def start(self) -> None:
-        """Start loading every judge in the background and the workers; returns at once."""
-        if self._queue is not None:
-            return
-        self._done = self.store.done_verdict_keys()
-        self._queue = asyncio.Queue()
-        self._ready = {j.id: asyncio.ensure_future(j.start()) for j in self.judges}
-        self._limits = {j.id: asyncio.Semaphore(j.max_concurrency) for j in self.judges}
-        count = max((j.max_concurrency for j in self.judges), default=1)
-        self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
+    def start(self, *, load: bool = True) -> None:
+        """Start the workers and (unless `load=False`) loading every judge in the background;
+        returns at once. Judgements submitted before `load()` wait for it."""
+        if self._queue is None:
+            self._done = self.store.done_verdict_keys()
+            self._queue = asyncio.Queue()
+            self._load_called = asyncio.Event()
+            self._limits = {j.id: asyncio.Semaphore(j.max_concurrency) for j in self.judges}
+            count = max((j.max_concurrency for j in self.judges), default=1)
+            self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
+        if load:
+            self.load()
+
+    def load(self) -> None:
+        """Start loading the judges (their `start()`) in the background, once."""
+        self.start(load=False)
+        if not self._load_called.is_set():
+            self._ready = {j.id: asyncio.ensure_future(j.start()) for j in self.judges}
+            self._load_called.set()
 
     def requests_for(self, record: GenerationRecord, sample: Sample, *, stage: str = "judge",
                      parents: tuple[str, ...] = ()) -> list[JudgeRequest]:
@@ -480,7 +502,8 @@ class JudgingExecutor:
             self.submit(request)
 
     def submit(self, request: JudgeRequest) -> None:
-        self.start()
+        if self._queue is None:
+            self.start()
         assert self._done is not None and self._queue is not None
         if request.key in self._done:
             self.stats.verdicts_reused += 1
@@ -494,7 +517,7 @@ class JudgingExecutor:
         self._queue.put_nowait(request)
 
     async def join(self) -> None:
-        self.start()
+        self.load()
         assert self._queue is not None
         join = asyncio.ensure_future(self._queue.join())
         # a judge that fails to load must stop the run, not leave it waiting
@@ -530,6 +553,7 @@ class JudgingExecutor:
             request: JudgeRequest = await self._queue.get()
             judge = request.judge
             try:
+                await self._load_called.wait()
                 ready = self._ready.get(judge.id)
                 if ready is not None:
                     try:

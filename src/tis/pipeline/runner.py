@@ -10,6 +10,7 @@ unreachable server) stops the run; everything stored so far stays.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -119,7 +120,7 @@ class Runner:
         split = split_generation(self.thought_format)
         with Progress(self.show_progress) as progress:
             judging = JudgingExecutor(self.store, self.judges, stats=self.stats, progress=progress)
-            judging.start()  # the judges load while the first generations are in flight
+            judging.start(load=False)
             generating = GenerationExecutor(self.store, self.backend, self.params, split=split,
                                             concurrency=self.concurrency, retry=self.retry,
                                             max_connection_failures=self.max_connection_failures,
@@ -128,6 +129,13 @@ class Runner:
             def judge(record: GenerationRecord) -> None:
                 judging.submit_generation(record, by_id[record.sample_id])
 
+            async def load_judges_once_calls_are_out() -> None:
+                # the judges load while the first generations are in flight (not before they are sent)
+                await generating._first_call().wait()
+                await asyncio.sleep(0.05)
+                judging.load()
+
+            loader = asyncio.create_task(load_judges_once_calls_are_out())
             try:
                 try:
                     await generating.run(requests, on_record=judge)
@@ -136,6 +144,7 @@ class Runner:
                     raise
                 await judging.join()
             finally:
+                loader.cancel()
                 await judging.close()
                 await generating.close()
         self.stats.wall_s = time.perf_counter() - started
