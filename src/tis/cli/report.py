@@ -63,9 +63,29 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.max_thumbnails < 0:
         raise ConfigError("--max-thumbnails must be 0 or more")
-    path = write_report([Path(r) for r in args.runs], args.out, max_thumbnails=args.max_thumbnails)
+    runs = [Path(r) for r in args.runs]
+    out = args.out or runs[0] / "report.html"
+    check_output_path(out, "--out")
+    try:
+        path = write_report(runs, args.out, max_thumbnails=args.max_thumbnails)
+    except OSError as exc:
+        where = "" if args.out else " (the run directory is not writable: pass --out FILE elsewhere)"
+        raise ConfigError(f"cannot write the report {out}: {exc.strerror or exc}{where}") from None
     print(f"report: {path}")
     return 0
+
+
+def check_output_path(out: Path, flag: str) -> None:
+    """An output path whose folder is a file, or which is itself a folder, named before any work."""
+    from tis.core.errors import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(f"cannot write {out}: it is a folder; give a file name to {flag}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"cannot write {out}: {parent} is a file, not a folder")
+            break
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -82,7 +102,15 @@ def run_compare(args: argparse.Namespace) -> int:
         text = {"markdown": cmp.comparison_markdown, "latex": cmp.comparison_latex,
                 "csv": cmp.comparison_csv}[args.format](result)
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        from tis.core.errors import ConfigError
+
+        check_output_path(args.out, "--out")
+        if not args.out.parent.is_dir():
+            raise ConfigError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         print(f"written: {args.out}")
     else:
         sys.stdout.write(text)
