@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -44,7 +44,7 @@ class MOSSBenchOptions(BaseModel):
 
 class MOSSBenchMeta(SampleMeta):
     pid: str | int
-    over_type: str | None = None
+    over_type: Literal[1, 2, 3]  # the paper's three types of oversensitivity
 
 
 class MOSSBench(Benchmark):
