@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 import secrets
 from collections import OrderedDict
@@ -26,7 +25,8 @@ from typing import Any
 
 from tis.core.errors import ConfigError, ModelError
 from tis.judges.base import Judge
-from tis.judges.batching import MicroBatcher
+from tis.core.batching import MicroBatcher
+from tis.core.retry import RetryPolicy
 from tis.judges.rubric import (ALL_TARGETS, BLOCK_FIELDS, DEFAULT_RUBRICS, META_FIELDS, Rubric,
                                default_rubric_name, load_rubric)
 from tis.models.base import GenerationParams, ModelBackend
@@ -45,7 +45,6 @@ PREAMBLE = (
 )
 PART = {"thought": "reasoning (the thought it wrote before its final answer)", "answer": "final answer",
         "full": "full output (its reasoning followed by its final answer)"}
-BACKOFF_CAP_S = 30.0
 _RATIONALE_CHARS = 500
 _SNIPPET_CHARS = 200
 #: bumped whenever the fixed prompt text or the reply parsing changes what a verdict is
@@ -263,6 +262,7 @@ class LLMJudge(Judge):
         self.parse_retries = parse_retries
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.retry = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s)  # the one policy of every call
         self.max_chars = max_chars
         name = model_name or str(getattr(backend, "model", None) or getattr(backend, "model_name", "judge"))
         self._id = judge_id or f"llm-{_short_name(name)}" + (f"-{self._fixed.name}" if self._fixed else "")
@@ -382,12 +382,12 @@ class LLMJudge(Judge):
             except ModelError as exc:
                 if images and not exc.retryable and exc.status == 400:
                     return _ImagesRejected(str(exc))
-                if exc.retryable and attempt < self.max_retries:
-                    ceiling = min(BACKOFF_CAP_S, self.backoff_s * 2**attempt)
+                if self.retry.should_retry(exc, attempt):
+                    delay = self.retry.delay(attempt)
                     attempt += 1
                     log.warning("judge %s: retry %d/%d for sample %s: %s", self.id, attempt, self.max_retries,
                                 sample.id, exc)
-                    await asyncio.sleep(ceiling / 2 + random.uniform(0, ceiling / 2))
+                    await asyncio.sleep(delay)
                     continue
                 tries = f" (after {attempt + 1} attempts)" if exc.retryable else ""
                 return self._verdict("answer", status="failed", error=f"{exc}{tries}"[:_RATIONALE_CHARS])
