@@ -43,36 +43,37 @@ def pair(tmp_path):
 
 def test_paired_difference_mcnemar_and_flips(pair):
     result = compare(load_runs(list(pair)), resamples=500)
-    assert result["baseline"] == "base-7b" and result["models"] == ["base-7b", "reason-7b"]
-    data = result["comparisons"][0]["benchmarks"]["bench"]
-    assert (data["paired"], data["only_baseline"], data["only_model"]) == (20, 1, 1)
-    e = data["overall"]["answer"]
-    assert e["n"] == 20 and (e["worse"], e["better"]) == (6, 1)
-    assert e["baseline"] == pytest.approx(1 / 20) and e["model"] == pytest.approx(6 / 20)  # ASR
-    assert e["diff"] == pytest.approx(5 / 20)
-    assert e["p_value"] == pytest.approx(mcnemar_exact(6, 1)) == pytest.approx(0.125)
-    assert e["ci"][0] < e["diff"] < e["ci"][1]
-    assert {f["sample_id"] for f in e["flips"]["worse"]} == {"s0", "s1", "s2", "s3", "s11", "s12"}
-    assert [f["sample_id"] for f in e["flips"]["better"]] == ["s10"]
-    cats = data["categories"]
-    assert (cats["A"]["answer"]["worse"], cats["B"]["answer"]["worse"], cats["B"]["answer"]["better"]) == (4, 2, 1)
-    assert "thought" not in data["overall"]  # the baseline has no thought to pair with
+    assert result.baseline == "base-7b" and result.models == ["base-7b", "reason-7b"]
+    data = result.comparisons[0].benchmarks["bench"]
+    assert (data.paired, data.only_baseline, data.only_model) == (20, 1, 1)
+    e = data.overall["answer"]
+    assert e.n == 20 and (e.worse, e.better) == (6, 1)
+    assert e.baseline == pytest.approx(1 / 20) and e.model == pytest.approx(6 / 20)  # ASR
+    assert e.diff == pytest.approx(5 / 20)
+    assert e.p_value == pytest.approx(mcnemar_exact(6, 1)) == pytest.approx(0.125)
+    assert e.ci[0] < e.diff < e.ci[1]
+    assert {f.sample_id for f in e.flips.worse} == {"s0", "s1", "s2", "s3", "s11", "s12"}
+    assert [f.sample_id for f in e.flips.better] == ["s10"]
+    cats = data.categories
+    assert (cats["A"]["answer"].worse, cats["B"]["answer"].worse, cats["B"]["answer"].better) == (4, 2, 1)
+    assert cats["A"]["answer"].flips is None  # flips are listed once, under overall
+    assert "thought" not in data.overall  # the baseline has no thought to pair with
     again = compare(load_runs(list(pair)), resamples=500)
-    assert again["comparisons"][0]["benchmarks"]["bench"]["overall"]["answer"]["ci"] == e["ci"]  # seeded
+    assert again.comparisons[0].benchmarks["bench"].overall["answer"].ci == e.ci  # seeded
 
 
 def test_pairs_by_sample_index(tmp_path):
     a = write_run(tmp_path / "a", [judged("p", True, True, index=k) for k in range(3)], model="m1")
     b = write_run(tmp_path / "b", [judged("p", True, k != 2, index=k) for k in range(2, -1, -1)], model="m2")
-    e = compare(load_runs([a, b]), resamples=100)["comparisons"][0]["benchmarks"]["bench"]["overall"]["answer"]
-    assert e["n"] == 3 and e["worse"] == 1 and e["flips"]["worse"][0]["sample_index"] == 2
+    e = compare(load_runs([a, b]), resamples=100).comparisons[0].benchmarks["bench"].overall["answer"]
+    assert e.n == 3 and e.worse == 1 and e.flips.worse[0].sample_index == 2
 
 
 def test_no_common_judge_is_said(tmp_path):
     a = write_run(tmp_path / "a", [judged("p", True, True, judge="harm")], model="m1")
     b = write_run(tmp_path / "b", [judged("p", True, True, judge="refusal")], model="m2", judges=("refusal",))
-    data = compare(load_runs([a, b]))["comparisons"][0]["benchmarks"]["bench"]
-    assert "no judge in common" in data["note"]
+    data = compare(load_runs([a, b])).comparisons[0].benchmarks["bench"]
+    assert "no judge in common" in data.note
 
 
 def test_main_table_of_models_by_benchmarks(tmp_path):
@@ -84,10 +85,10 @@ def test_main_table_of_models_by_benchmarks(tmp_path):
         aw = [judged(f"s{i}", True, i < 9, benchmark="siuo", group="awareness") for i in range(10)]
         runs.append(write_run(tmp_path / f"{model}-siuo", aw, model=model, benchmark="siuo", group="awareness"))
     table = main_table(load_runs(runs))
-    assert [r["model"] for r in table["rows"]] == ["base_7b", "r1 & co"]
-    assert table["group_columns"] == ["jailbreak"]  # awareness has a single benchmark
-    assert table["rows"][1]["cells"]["figstep:answer"]["value"] == pytest.approx(0.6)
-    assert table["rows"][1]["groups"]["jailbreak"] == pytest.approx(0.6)
+    assert [r.model for r in table.rows] == ["base_7b", "r1 & co"]
+    assert table.group_columns == ["jailbreak"]  # awareness has a single benchmark
+    assert table.rows[1].cells["figstep:answer"].value == pytest.approx(0.6)
+    assert table.rows[1].groups["jailbreak"] == pytest.approx(0.6)
     md = table_markdown(table)
     assert "figstep answer ASR ↓" in md and "**20.0%**" in md and "siuo answer safety rate ↑" in md
     tex = table_latex(table)

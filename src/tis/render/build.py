@@ -26,7 +26,7 @@ from tis.results.compare import compare, main_table, models_of
 from tis.results.metrics import TARGETS, bucket_labels, get_metric, group_summary, thought_tokens
 from tis.results.metrics import pct as _pct
 from tis.results.runs import Run, load_runs
-from tis.results.schema import MetricValue, Rate
+from tis.results.schema import Comparison, MetricValue, Rate, TableCell
 
 
 def _good_bad(kind: str, benchmark: str | None = None) -> tuple[str, str]:
@@ -48,15 +48,11 @@ def _interval(ci: list[float] | None) -> str:
     return f' <span class="ci">[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]</span>' if ci else ""
 
 
-def _metric_html(m: MetricValue | dict | None) -> str:
-    """A metric (or a main-table cell: value, ci, n) with its interval."""
-    if isinstance(m, dict):
-        value, ci = m.get("value"), m.get("ci")
-    else:
-        value, ci = (m.value, m.ci) if m is not None else (None, None)
-    if value is None:
+def _metric_html(m: MetricValue | TableCell | None) -> str:
+    """A metric (or a main-table cell) with its interval."""
+    if m is None or m.value is None:
         return '<span class="na">n/a</span>'
-    return f"{_pct(value)}{_interval(ci)}"
+    return f"{_pct(m.value)}{_interval(m.ci)}"
 
 
 def _rate_html(r: Rate | None) -> str:
@@ -129,15 +125,15 @@ def _flag(g: bool | None) -> int | None:
     return None if g is None else int(g)
 
 
-def sample_records(runs: list[Run], comparison: dict | None) -> list[dict]:
+def sample_records(runs: list[Run], comparison: Comparison | None) -> list[dict]:
     flips: dict[tuple, list[str]] = {}
-    for comp in (comparison or {}).get("comparisons", []):
-        for bench, data in comp["benchmarks"].items():
-            entry = data.get("overall", {}).get("answer") or next(iter(data.get("overall", {}).values()), None)
-            for side in ("worse", "better") if entry else ():
-                for f in entry["flips"][side]:
-                    for label in (comp["model"], comp["baseline"]):
-                        flags = flips.setdefault((label, bench, f["sample_id"], f["sample_index"]), [])
+    for comp in comparison.comparisons if comparison else []:
+        for bench, data in comp.benchmarks.items():
+            entry = data.overall.get("answer") or next(iter(data.overall.values()), None)
+            for side in ("worse", "better") if entry and entry.flips else ():
+                for f in getattr(entry.flips, side):
+                    for label in (comp.model, comp.baseline):
+                        flags = flips.setdefault((label, bench, f.sample_id, f.sample_index), [])
                         if side not in flags:
                             flags.append(side)
     out = []
@@ -253,7 +249,7 @@ def _categories_section(runs: list[Run]) -> str:
     return "".join(parts)
 
 
-def _plots_section(runs: list[Run], comparison: dict | None) -> str:
+def _plots_section(runs: list[Run], comparison: Comparison | None) -> str:
     models = [m for m, _ in models_of(runs)]
     series_of = {m: i for i, m in enumerate(models)}
     benches = list(dict.fromkeys(b for r in runs for b in r.summary.benchmarks))
@@ -289,29 +285,29 @@ def _plots_section(runs: list[Run], comparison: dict | None) -> str:
         parts.append("<p class='note'>No completion has both a judged thought and a judged answer (no thought, "
                      "or a judge that reads only one of them).</p>")
     parts.append("</div>")
-    if comparison and comparison["comparisons"]:
+    if comparison and comparison.comparisons:
         parts.append("<h3>Differences from the baseline</h3><div class='plots'>")
-        for comp in comparison["comparisons"]:
+        for comp in comparison.comparisons:
             items = []
-            for bench, data in comp["benchmarks"].items():
-                if data.get("note"):
+            for bench, data in comp.benchmarks.items():
+                if data.note:
                     continue
-                higher = data["higher_is_better"]
-                for cat, targets in [("(all)", data["overall"]), *data["categories"].items()]:
+                higher = data.higher_is_better
+                for cat, targets in [("(all)", data.overall), *data.categories.items()]:
                     for t in ("answer", "thought"):
                         e = targets.get(t)
                         if not e:
                             continue
                         verdict = "unclear"
-                        if e["ci"]:
-                            lo, hi = e["ci"]
+                        if e.ci:
+                            lo, hi = e.ci
                             if (hi < 0 if higher else lo > 0):
                                 verdict = "worse"
                             elif (lo > 0 if higher else hi < 0):
                                 verdict = "better"
-                        items.append((f"{bench} · {cat} · {t}", e["diff"], e["ci"], e["n"], verdict))
+                        items.append((f"{bench} · {cat} · {t}", e.diff, e.ci, e.n, verdict))
             if items:
-                parts.append(svg.forest_plot(f"{comp['model']} − {comp['baseline']}", items,
+                parts.append(svg.forest_plot(f"{comp.model} − {comp.baseline}", items,
                                              axis_label="difference in points, paired bootstrap 95% CI "
                                                         "(red: worse, green: better)"))
         parts.append("</div>")
@@ -339,31 +335,31 @@ def _plots_section(runs: list[Run], comparison: dict | None) -> str:
     return "".join(parts)
 
 
-def _comparison_section(comparison: dict | None) -> str:
-    if not comparison or not comparison["comparisons"]:
+def _comparison_section(comparison: Comparison | None) -> str:
+    if not comparison or not comparison.comparisons:
         return "<p class='note'>Give two or more runs (the baseline first) to compare them.</p>"
     parts = []
-    for comp in comparison["comparisons"]:
-        parts.append(f"<h3>{esc(comp['model'])} vs {esc(comp['baseline'])} (baseline)</h3>")
-        for b in comp["only_baseline_benchmarks"] + comp["only_model_benchmarks"]:
+    for comp in comparison.comparisons:
+        parts.append(f"<h3>{esc(comp.model)} vs {esc(comp.baseline)} (baseline)</h3>")
+        for b in comp.only_baseline_benchmarks + comp.only_model_benchmarks:
             parts.append(f"<p class='note'>{esc(b)}: only one side ran it; not compared.</p>")
-        for bench, data in comp["benchmarks"].items():
-            parts.append(f"<h4>{esc(bench)}</h4><p class='note'>paired completions {data['paired']}; only in the "
-                         f"baseline {data['only_baseline']}; only in {esc(comp['model'])} {data['only_model']}</p>")
-            if data.get("note"):
-                parts.append(f"<p class='note'>{esc(data['note'])}</p>")
+        for bench, data in comp.benchmarks.items():
+            parts.append(f"<h4>{esc(bench)}</h4><p class='note'>paired completions {data.paired}; only in the "
+                         f"baseline {data.only_baseline}; only in {esc(comp.model)} {data.only_model}</p>")
+            if data.note:
+                parts.append(f"<p class='note'>{esc(data.note)}</p>")
                 continue
             rows = []
-            for cat, targets in [("(all)", data["overall"]), *data["categories"].items()]:
+            for cat, targets in [("(all)", data.overall), *data.categories.items()]:
                 for t, e in targets.items():
-                    ci = f"[{100 * e['ci'][0]:+.1f}, {100 * e['ci'][1]:+.1f}]" if e["ci"] else "n/a"
-                    rows.append([esc(cat), esc(t), str(e["n"]), _pct(e["baseline"]), _pct(e["model"]),
-                                 "n/a" if e["diff"] is None else f"{100 * e['diff']:+.1f}", ci, f"{e['p_value']:.3g}",
-                                 str(e["worse"]), str(e["better"])])
-            arrow = "↑" if data["higher_is_better"] else "↓"
+                    ci = f"[{100 * e.ci[0]:+.1f}, {100 * e.ci[1]:+.1f}]" if e.ci else "n/a"
+                    rows.append([esc(cat), esc(t), str(e.n), _pct(e.baseline), _pct(e.model),
+                                 "n/a" if e.diff is None else f"{100 * e.diff:+.1f}", ci, f"{e.p_value:.3g}",
+                                 str(e.worse), str(e.better)])
+            arrow = "↑" if data.higher_is_better else "↓"
             parts.append(_table(["category", "target", "n", "baseline", "model", "diff (points)", "95% CI (paired "
                                  "bootstrap)", "McNemar p", "worse", "better"], rows, "compare"))
-            parts.append(f"<p class='note'>{esc(data['name'])} {arrow} by judge {esc(data['judge'])}. Worse / better: "
+            parts.append(f"<p class='note'>{esc(data.name)} {arrow} by judge {esc(data.judge)}. Worse / better: "
                          "completions whose reading flipped; filter the sample browser by flip to read them.</p>")
     return "".join(parts)
 
@@ -372,16 +368,16 @@ def _table_section(runs: list[Run]) -> str:
     if len(models_of(runs)) < 2 and len({b for r in runs for b in r.benchmarks}) < 2:
         return ""
     table = main_table(runs)
-    head = ["model", *(f"{esc(c['benchmark'])} {esc(c['target'])}<br><span class='n'>{esc(c['metric'])} "
-                       f"{'↑' if c['higher_is_better'] else '↓'}</span>" for c in table["columns"]),
-            *(f"{esc(g)} (mean)" for g in table["group_columns"])]
+    head = ["model", *(f"{esc(c.benchmark)} {esc(c.target)}<br><span class='n'>{esc(c.metric)} "
+                       f"{'↑' if c.higher_is_better else '↓'}</span>" for c in table.columns),
+            *(f"{esc(g)} (mean)" for g in table.group_columns)]
     rows = []
-    for row in table["rows"]:
-        cells = [esc(row["model"])]
-        for c in table["columns"]:
-            cell = row["cells"].get(f"{c['benchmark']}:{c['target']}")
+    for row in table.rows:
+        cells = [esc(row.model)]
+        for c in table.columns:
+            cell = row.cells.get(c.key)
             cells.append(_metric_html(cell) if cell else "–")
-        cells += [_pct(row["groups"].get(g)) for g in table["group_columns"]]
+        cells += [_pct(row.groups.get(g)) for g in table.group_columns]
         rows.append(cells)
     return "<h3>Models × benchmarks</h3>" + _table(head, rows, "main")
 
@@ -428,7 +424,8 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, max_thumbnail
         "runs": [{"label": r.label, "dir": str(r.dir), "model": r.model, "benchmarks": r.benchmarks,
                   "judges": r.judges, "completions": len(r.rows), "summary": r.summary.model_dump(mode="json"),
                   "groups": group_summary(r.summary.benchmarks)} for r in runs],
-        "comparison": comparison, "table": main_table(runs), "images": image_stats,
+        "comparison": comparison.model_dump(mode="json") if comparison else None,
+        "table": main_table(runs).model_dump(mode="json"), "images": image_stats,
     }
     image_note = ""
     if image_stats["over_limit"] or image_stats["unreadable"]:

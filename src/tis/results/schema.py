@@ -402,3 +402,97 @@ class Summary(Model):
 
 MetricValue.model_rebuild()
 Headline.model_rebuild()
+
+
+# --- comparisons (tis compare, the report's comparison section) --------------------------------
+
+
+class Flip(Model):
+    sample_id: str
+    sample_index: int
+    category: str | None = None
+
+
+class Flips(Model):
+    worse: list[Flip] = Field(default_factory=list)  # good in the baseline, bad in the model
+    better: list[Flip] = Field(default_factory=list)
+
+
+class PairedEntry(Model):
+    """Baseline and model on the same completions: their values, the paired difference and McNemar's test."""
+
+    n: int
+    baseline: float | None
+    model: float | None
+    baseline_ci: list[float] | None
+    model_ci: list[float] | None
+    diff: float | None  # model - baseline
+    ci: list[float] | None  # paired bootstrap 95% interval of the difference
+    p_value: float  # exact McNemar on the discordant pairs
+    worse: int
+    better: int
+    flips: Flips | None = None  # listed once, under overall
+
+
+class BenchmarkComparison(Model):
+    judge: str | None
+    completions_baseline: int
+    completions_model: int
+    only_baseline: int
+    only_model: int
+    paired: int
+    note: str | None = None  # why nothing was compared (no judge in common)
+    kind: str | None = None
+    name: str | None = None
+    higher_is_better: bool | None = None
+    overall: dict[str, PairedEntry] = Field(default_factory=dict)  # target -> entry
+    categories: dict[str, dict[str, PairedEntry]] = Field(default_factory=dict)  # category -> target -> entry
+
+
+class ModelComparison(Model):
+    baseline: str
+    model: str
+    benchmarks: dict[str, BenchmarkComparison]
+    only_baseline_benchmarks: list[str]
+    only_model_benchmarks: list[str]
+
+
+class Comparison(Model):
+    baseline: str
+    models: list[str]
+    resamples: int
+    seed: int
+    comparisons: list[ModelComparison]
+
+
+class TableColumn(Model):
+    benchmark: str
+    group: str | None
+    target: str
+    metric: str
+    higher_is_better: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark}:{self.target}"
+
+
+class TableCell(Model):
+    value: float | None
+    ci: list[float] | None
+    n: int
+    judge: str
+
+
+class TableRow(Model):
+    model: str
+    cells: dict[str, TableCell | None]  # column key -> cell
+    groups: dict[str, float]  # group -> mean of its benchmarks' values
+
+
+class MainTable(Model):
+    """Models as rows, (benchmark, target) as columns, then each group's mean."""
+
+    columns: list[TableColumn]
+    group_columns: list[str]
+    rows: list[TableRow]
