@@ -434,7 +434,7 @@ class _Build:
             teachers[stage] = {"backend": t.get("backend"), "model": t.get("model"), "calls": u["calls"],
                                "new_calls": u["new"], "malformed": u["malformed"], "failed": u["failed"],
                                "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
-                               "cost": u["cost"]}
+                               "cost": u["cost"], "wall_s": u["wall_s"]}
         for r in records:
             r.lineage["teachers"] = {s: {"backend": t["backend"], "model": t["model"]} for s, t in teachers.items()}
         _write_jsonl(out / RECORDS, (r.model_dump() for r in records))

@@ -30,16 +30,16 @@ def near_duplicates(vectors: np.ndarray, threshold: float, *, groups: np.ndarray
         rows = v[start:stop]
         rg = g[start:stop]
         best = np.full(stop - start, -1, dtype=np.int64)
-        # against rows kept in earlier blocks
+        # against rows kept in earlier blocks: one matrix product and a row maximum per column
+        # block; only the rare rows whose maximum reaches the threshold are looked at closely
         for c0 in range(0, n_kept, column_block):
             cols = kept[c0:min(n_kept, c0 + column_block)]
             sims = rows @ v[cols].T
-            sims[rg[:, None] != g[cols][None, :]] = -2.0
-            hit = sims >= thr
-            any_hit = hit.any(axis=1)
-            first = hit.argmax(axis=1)
-            newly = any_hit & (best < 0)
-            best[newly] = cols[first[newly]]
+            candidates = np.nonzero((sims.max(axis=1) >= thr) & (best < 0))[0]
+            for i in candidates:
+                match = np.nonzero((sims[i] >= thr) & (g[cols] == rg[i]))[0]
+                if match.size:
+                    best[i] = cols[match[0]]
         # within the block, in order
         inner = rows @ rows.T
         inner[rg[:, None] != rg[None, :]] = -2.0

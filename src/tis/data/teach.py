@@ -11,6 +11,7 @@ malformed ones.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,7 @@ class StageUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
+    wall_s: float = 0.0
     teacher: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -100,6 +102,7 @@ async def run_stage(store, stage: str, cfg: StageConfig, jobs: Sequence[Job],
                             stats=stats, progress=progress, label=stage)
     identity = backend.identity
     todo = list(jobs)
+    t0 = time.perf_counter()
     try:
         for attempt in range(cfg.parse_retries + 1):
             if not todo:
@@ -144,6 +147,7 @@ async def run_stage(store, stage: str, cfg: StageConfig, jobs: Sequence[Job],
             todo = retry_next
     finally:
         await ex.close()
+    usage.wall_s = round(time.perf_counter() - t0, 4)
     usage.new = usage.calls - usage.reused
     for out in outcomes.values():
         if out.value is None:

@@ -125,3 +125,28 @@ class ScriptedTeacher:
         else:
             answer = f"Sure. The sign says OPEN in white letters on a green board. About: {question}"
         return f"<think>\n{thought}\n</think>\n{answer}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tis.testing.teacher --port 8000 --latency 0.2`: the scripted teacher as a server."""
+    import argparse
+    import time
+
+    from tis.testing.openai_server import LoopbackServer
+
+    ap = argparse.ArgumentParser(prog="python -m tis.testing.teacher",
+                                 description="A loopback OpenAI-compatible server that answers as a data-building teacher.")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each reply")
+    args = ap.parse_args(argv)
+    with LoopbackServer(latency_s=args.latency, port=args.port, responder=ScriptedTeacher()) as srv:
+        print(f"serving a scripted teacher at {srv.base_url}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
