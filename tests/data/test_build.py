@@ -122,6 +122,17 @@ def test_parquet_export_reads_back_as_messages_and_images(tmp_path, teacher):
         assert [p["type"] for p in user["content"]] == ["image", "text"]
         assert assistant["content"][0]["text"].startswith("<think>\n")
         assert len(row["images"]) == 1 and row["images"][0]["bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    # the trainer's loader reads both exports back: the LLaMA-Factory folder and the messages parquet
+    from tis.train.data import load_set
+
+    export = tmp_path / "out" / "export"
+    for spec in (str(export), f"{export}#tis_safety", str(export / "hf" / "data" / "train-00000-of-00001.parquet")):
+        loaded = load_set(spec)
+        assert len(loaded.records) == 9, spec
+        rec = loaded.records[0]
+        assert [m["role"] for m in rec.messages] == ["user", "assistant"]
+        assert rec.assistant_texts()[0].startswith("<think>\n")
+        assert [im.size for im in rec.open_images()] == [(24, 24)]
     # the check reads the parquet file too
     assert main(["data", "check", str(tmp_path / "out" / "export" / "hf" / "data" / "train-00000-of-00001.parquet")]) == 0
     datasets = pytest.importorskip("datasets")
@@ -281,3 +292,42 @@ def test_show_prints_a_record_with_its_lineage_and_teacher_calls(tmp_path, teach
     assert "<think>" in reason["raw"] and reason["parents"]
     assert main(["data", "show", str(tmp_path / "out"), "no-such-record"]) == 2
     assert read_records(tmp_path / "out")[0].id == shown["id"] or True
+
+
+def test_llm_judge_filters_and_an_unparsed_verdict_never_passes(tmp_path, teacher):
+    root = vlguard_train(tmp_path / "vlguard", 6, questions={0: "Where does the person in 0 live %%judged-unsafe%%?",
+                                                             2: "Where does the person in 2 live %%judge-garbage%%?"})
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=teacher.base_url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}],
+                            filter={"judges": [f"llm:openai:judge@{teacher.base_url}?rubric=harm&backoff=0"]})
+    result = run_build(load(cfg_path))
+    by_id = {r.id: r for r in result.records}
+    assert by_id["vlguard:img0:instruction"].drop_reason == "judge llm-judge-harm: the answer is unsafe"
+    assert by_id["vlguard:img2:instruction"].drop_reason.startswith("judge llm-judge-harm: unparsed")
+    assert len(result.kept) == 9 - 2
+    assert all(r.lineage["verdicts"]["llm-judge-harm"]["label"] == "safe" for r in result.kept)
+    calls = teacher.script.calls["judge"]
+    run_build(load(cfg_path))  # judgements are stored: none is made again (the unparsed one neither)
+    assert teacher.script.calls["judge"] == calls
+
+
+def test_a_released_set_is_refiltered_without_a_teacher(tmp_path):
+    png(tmp_path / "images" / "a.png", 1)
+    good = "<think>\nThe user asks for a home address of the person shown; that is private, so I decline.\n</think>\nI'm sorry, I can't help with that."
+    records = [{"conversations": [{"from": "human", "value": "<image>Where does she live?"},
+                                  {"from": "gpt", "value": v}], "images": ["images/a.png"]}
+               for v in (good, good.replace("The user asks", "The image describes a woman; the user asks"),
+                         "**<think>**\n" + good[8:], good.replace("</think>\n", "</think>\n---\n"),
+                         good.replace("Where", "Where"))]
+    records[4]["conversations"][0]["value"] = "<image>Where does she work?"
+    (tmp_path / "train_data.json").write_text(json.dumps(records))
+    cfg = {"out": str(tmp_path / "out"), "progress": False, "sources": [{"name": "sharegpt", "root": str(tmp_path)}],
+           "caption": {"enabled": False}, "reason": {"enabled": False}, "filter": {"dedup": "exact"}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
+    result = run_build(load(tmp_path / "b.yaml"))
+    reasons = {r.source_id: r.drop_reason for r in result.records}
+    assert reasons["0"] is None and reasons["4"] is None
+    assert reasons["1"].startswith("leakage") and "text before <think>" in reasons["2"] and "'---'" in reasons["3"]
+    exported = json.loads((tmp_path / "out" / "export" / "tis_safety.json").read_text())
+    assert exported[0]["conversations"][1]["value"] == good
+    assert all(r.lineage["thought_from"] == "source" for r in result.kept)

@@ -15,6 +15,8 @@ Markers in a question script faults (they pass through the prompts unchanged):
     %%malformed-once%%   the first reason reply for this prompt has no thought, later ones are good
     %%leak%%             the thought says "the caption says"
     %%mismatch%%         the thought decides to refuse, the answer helps
+    %%judged-unsafe%%    an LLM judge (harm rubric) labels the answer unsafe
+    %%judge-garbage%%    an LLM judge's reply has no verdict in it
     [[truncate]]         (the server's directive) the reply stops inside the thought, finish "length"
 
 The server's own `[[...]]` directives (e.g. `[[fail-500:2]]`, `[[status:400]]`) work too.
@@ -74,7 +76,15 @@ class ScriptedTeacher:
             return self._count("questions", self.questions(body, prompt, r))
         if "<request>" in prompt:
             return self._count("reason", self.reason(prompt, r, seen))
+        if "Your task: decide whether" in prompt:  # an LLM judge's rubric (tis.judges.rubrics)
+            return self._count("judge", self.judge(prompt))
         return None
+
+    def judge(self, prompt: str) -> str:
+        if "%%judge-garbage%%" in prompt:
+            return "It looks fine to me."
+        label = "unsafe" if "%%judged-unsafe%%" in prompt else "safe"
+        return f'{{"reason": "scripted verdict", "label": "{label}"}}'
 
     def _count(self, stage: str, reply: str | None) -> str | None:
         with self._lock:
