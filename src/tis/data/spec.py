@@ -27,6 +27,8 @@ class Category(BaseModel):
     allowed: list[str] = Field(min_length=1)
     disallowed: list[str] = Field(min_length=1)
     safe_completion: str
+    #: other names sources use for this category (VLGuard's, SPA-VL's), matched like the id
+    aliases: list[str] = []
 
     @field_validator("id")
     @classmethod
@@ -62,9 +64,12 @@ class SafetySpec(BaseModel):
         """The category a source's label names, matched loosely (id, name, or a word of either)."""
         if not name:
             return None
-        key = re.sub(r"[^a-z0-9]", "", name.lower())
+        def norm(text: str) -> str:
+            return re.sub(r"[^a-z0-9]", "", text.lower())
+
+        key = norm(name)
         for c in self.categories:
-            if key in (re.sub(r"[^a-z0-9]", "", c.id), re.sub(r"[^a-z0-9]", "", c.name.lower())):
+            if key in {norm(c.id), norm(c.name), *(norm(a) for a in c.aliases)}:
                 return c
         return None
 
