@@ -2,8 +2,9 @@
 
 Generations are keyed by a hash of what produced them (model identity, messages with image
 hashes, generation parameters, sample index); verdicts by a hash of the generation key, the judge's
-identity, the target and the judged text. Every record is committed as soon as it exists, so a
-killed run loses at most the calls in flight, and a re-run finds its work already done.
+identity, the target and the judged text. Every record is committed as soon as it exists (the
+records of one event-loop turn in one transaction, right after that turn), so a killed run loses
+at most the calls in flight, and a re-run finds its work already done.
 
 A stored `ok` record is never overwritten; a `failed` one is replaced when a retry succeeds.
 
@@ -85,6 +86,41 @@ class RunStore:
                 raise TisError(f"{self.path} has store schema {version[0]}; this tis reads {SCHEMA_VERSION}")
         except (OSError, sqlite3.DatabaseError) as exc:
             raise TisError(f"cannot open the run store in {self.run_dir}: {exc}") from None
+        self._pending: list[tuple[str, tuple]] = []  # writes waiting for this event-loop turn's commit
+        self._flush_scheduled = False
+
+    # writes: committed once per event-loop turn ---------------------------------------------
+    def _write(self, sql: str, params: tuple) -> None:
+        """Queue a write. Inside a running event loop the writes of one loop turn are committed
+        together right after it (a record is stored within milliseconds of existing, and a killed
+        run loses only that turn's); outside a loop, at once."""
+        import asyncio
+
+        self._pending.append((sql, params))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit every queued write in one transaction (reads call it first)."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        # inside a caller's own transaction (BEGIN ... COMMIT around many puts) the rows join it
+        with self._transaction() if not self.db.in_transaction else _joined():
+            i = 0
+            while i < len(pending):
+                j = i
+                while j < len(pending) and pending[j][0] == pending[i][0]:
+                    j += 1
+                self.db.executemany(pending[i][0], [params for _, params in pending[i:j]])
+                i = j
 
     def _migrate_1_to_2(self) -> None:
         """Schema 1 -> 2: a stage on every row, the lineage and selection tables. Rows are kept."""
@@ -99,6 +135,7 @@ class RunStore:
             self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
 
     def __enter__(self) -> "RunStore":
@@ -113,6 +150,7 @@ class RunStore:
         for s in samples:
             rows.append((s.id, s.benchmark, s.category, s.group, s.model_dump_json()))
             images.extend((im.sha256, im.path) for im in s.images if im.sha256)
+        self.flush()
         with self._transaction():
             self.db.executemany(
                 "INSERT INTO samples VALUES (?,?,?,?,?) ON CONFLICT(sample_id) DO UPDATE SET "
@@ -122,30 +160,28 @@ class RunStore:
             self.db.executemany("INSERT OR REPLACE INTO images VALUES (?,?)", images)
 
     def samples(self) -> dict[str, Sample]:
+        self.flush()
         return {sid: Sample.model_validate_json(js) for sid, js in self.db.execute("SELECT sample_id, json FROM samples")}
 
     # generations --------------------------------------------------------------------------
     def put_generation(self, record: GenerationRecord, *, stage: str = "generate",
                        parents: Iterable[str] = ()) -> None:
         g = record.generation
-        parents = list(parents)
-        with self._transaction() if parents else _nothing():
-            self.db.execute(
-                "INSERT INTO generations VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                "status=excluded.status, json=excluded.json, created=excluded.created, stage=excluded.stage "
-                "WHERE generations.status != 'ok' OR excluded.status = 'ok'",
-                (record.key, record.sample_id, record.sample_index, g.status, g.model_dump_json(), time.time(),
-                 stage),
-            )
-            self._put_lineage(record.key, parents, stage)
+        self._write(
+            "INSERT INTO generations VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+            "status=excluded.status, json=excluded.json, created=excluded.created, stage=excluded.stage "
+            "WHERE generations.status != 'ok' OR excluded.status = 'ok'",
+            (record.key, record.sample_id, record.sample_index, g.status, g.model_dump_json(), time.time(), stage),
+        )
+        self._put_lineage(record.key, parents, stage)
 
     def _put_lineage(self, key: str, parents: Iterable[str], stage: str) -> None:
-        rows = [(key, p, stage) for p in dict.fromkeys(parents)]
-        if rows:
-            self.db.executemany("INSERT OR IGNORE INTO lineage VALUES (?,?,?)", rows)
+        for p in dict.fromkeys(parents):
+            self._write("INSERT OR IGNORE INTO lineage VALUES (?,?,?)", (key, p, stage))
 
     def stage_of(self, key: str) -> str | None:
         """The stage that made a stored generation or verdict."""
+        self.flush()
         for table in ("generations", "verdicts"):
             row = self.db.execute(f"SELECT stage FROM {table} WHERE key=?", (key,)).fetchone()
             if row:
@@ -154,6 +190,7 @@ class RunStore:
 
     def lineage(self, key: str) -> list[tuple[str, str]]:
         """(key, stage) of every record `key` was made from, nearest first, up to the first stage."""
+        self.flush()
         out, seen, frontier = [], {key}, [key]
         while frontier:
             nxt = []
@@ -170,11 +207,13 @@ class RunStore:
 
     def children(self, key: str) -> list[tuple[str, str]]:
         """(key, stage) of every record made directly from `key`."""
+        self.flush()
         return [(k, st) for k, st in self.db.execute(
             "SELECT key, stage FROM lineage WHERE parent=? UNION ALL SELECT key, stage FROM verdicts "
             "WHERE generation_key=?", (key, key))]
 
     def generations_of_stage(self, stage: str) -> dict[str, GenerationRecord]:
+        self.flush()
         keys = [k for (k,) in self.db.execute("SELECT key FROM generations WHERE stage=?", (stage,))]
         return self.generations(keys)
 
@@ -186,12 +225,14 @@ class RunStore:
             for idx, key in enumerate(ks):
                 rows.append((pos, sid, idx, key))
                 pos += 1
+        self.flush()
         with self._transaction():
             self.db.execute("DELETE FROM selection")
             self.db.executemany("INSERT INTO selection VALUES (?,?,?,?)", rows)
 
     def selection(self) -> dict[str, list[str]] | None:
         """The keys `set_selection` wrote (None for a store that has none, e.g. made before schema 2)."""
+        self.flush()
         out: dict[str, list[str]] = {}
         for sid, key in self.db.execute("SELECT sample_id, generation_key FROM selection ORDER BY position"):
             out.setdefault(sid, []).append(key)
@@ -210,16 +251,15 @@ class RunStore:
     # verdicts -----------------------------------------------------------------------------
     def put_verdict(self, record: VerdictRecord, *, stage: str = "judge", parents: Iterable[str] = ()) -> None:
         v = record.verdict
-        parents = [p for p in parents if p != record.generation_key]  # that parent is the verdict's own column
-        with self._transaction() if parents else _nothing():
-            self.db.execute(
-                "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                "status=excluded.status, json=excluded.json, created=excluded.created "
-                "WHERE verdicts.status = 'failed'",
-                (record.key, record.generation_key, record.sample_id, record.sample_index, v.judge, v.target,
-                 v.status, v.model_dump_json(), time.time(), stage),
-            )
-            self._put_lineage(record.key, parents, stage)
+        self._write(
+            "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+            "status=excluded.status, json=excluded.json, created=excluded.created "
+            "WHERE verdicts.status = 'failed'",
+            (record.key, record.generation_key, record.sample_id, record.sample_index, v.judge, v.target,
+             v.status, v.model_dump_json(), time.time(), stage),
+        )
+        # the judged generation is the verdict's own column, not repeated in lineage
+        self._put_lineage(record.key, [p for p in parents if p != record.generation_key], stage)
 
     def verdicts(self, keys: Iterable[str] | None = None) -> dict[str, VerdictRecord]:
         query = "SELECT key, generation_key, sample_id, sample_index, json FROM verdicts"
@@ -232,9 +272,11 @@ class RunStore:
 
     def done_verdict_keys(self) -> set[str]:
         """Keys of verdicts that need no new judging (failed ones are judged again)."""
+        self.flush()
         return {k for (k,) in self.db.execute("SELECT key FROM verdicts WHERE status != 'failed'")}
 
     def counts(self) -> dict[str, int]:
+        self.flush()
         return {
             table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             for table in ("samples", "images", "generations", "verdicts")
@@ -242,6 +284,7 @@ class RunStore:
 
     # helpers ------------------------------------------------------------------------------
     def _chunked(self, query: str, keys: Iterable[str] | None) -> Iterator[list[tuple]]:
+        self.flush()
         if keys is None:
             yield self.db.execute(query).fetchall()
             return
@@ -264,7 +307,7 @@ class RunStore:
         return RunStore._Tx(self.db)
 
 
-class _nothing:
+class _joined:
     def __enter__(self):
         return None
 
