@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,32 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+
+
+async def _bare_backend(port: int, calls: int, concurrency: int, prompt_chars: int) -> float:
+    """Seconds for `calls` chat calls through the bare openai backend at `concurrency` (no stage code):
+    the baseline that shows what the machine allows right now."""
+    import asyncio
+
+    from tis.core.types import Sample, TextPart
+    from tis.models.base import GenerationParams
+    from tis.models.openai_compat import OpenAIBackend
+
+    backend = OpenAIBackend("loopback", base_url=f"http://127.0.0.1:{port}/v1")
+    await backend.start()
+    limit = asyncio.Semaphore(concurrency)
+    text = "x" * prompt_chars
+
+    async def one(i: int) -> None:
+        async with limit:
+            await backend.generate([Sample(id=str(i), benchmark="b", content=(TextPart(text=f"{i} {text}"),))],
+                                   GenerationParams())
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    took = time.perf_counter() - t0
+    await backend.close()
+    return took
 
 
 def throughput(n_images: int, latency: float, concurrency: int) -> None:
@@ -55,6 +82,10 @@ def throughput(n_images: int, latency: float, concurrency: int) -> None:
             t0 = time.perf_counter()
             result = run_build(load_config_file(BuildConfig, tmp / "b.yaml"))
             wall = time.perf_counter() - t0
+            import asyncio
+
+            reason_calls = result.usage["reason"]["new"]
+            bare = asyncio.run(_bare_backend(port, reason_calls, concurrency, 9000))
     finally:
         server.terminate()
         server.wait()
@@ -68,6 +99,11 @@ def throughput(n_images: int, latency: float, concurrency: int) -> None:
               f"ideal {ideal:.2f} s; fraction of ideal {ideal / u['wall_s']:.2f}")
     print(f"  whole build (sources, stages, filters, export): {wall:.2f} s for {len(result.records)} items, "
           f"{len(result.kept)} kept; fraction of ideal {ideal_total / wall:.2f}")
+    ideal = math.ceil(reason_calls / concurrency) * latency
+    print(f"  baseline now: the bare openai backend, {reason_calls} calls with a reason-sized prompt: {bare:.2f} s, "
+          f"fraction of ideal {ideal / bare:.2f} (the reason stage reached "
+          f"{bare / result.usage['reason']['wall_s']:.2f} of it)")
+    print(f"  machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 def dedup(n: int, dim: int = 384) -> None:
@@ -116,6 +152,8 @@ def export_child(n: int) -> None:
         from tis.core.types import file_sha256
 
         shas = [file_sha256(p) for p in images]
+        import pyarrow.parquet  # noqa: F401  (imported before the baseline: its import is not per-record memory)
+
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
         def records():
