@@ -297,6 +297,8 @@ class GenerationExecutor:
         todo = list(groups.values())
         if not todo:
             return out
+        if self.backend is None:
+            raise ValueError(f"{len(todo)} requests are not stored and this executor has no backend to send them to")
         self.progress.add_total(self.label, sum(len(g.requests) for g in todo))
         if not self._started:
             await self.backend.start()
