@@ -33,8 +33,9 @@ def test_openai_llm_spec_carries_every_backend_option():
     assert j.backend.timeout_s == 30 and j.backend.api_key_env is None
     assert (j.id, j.targets, j.max_tokens, j.max_concurrency, j.max_chars) == \
         ("judge-a", ("answer", "full"), 300, 4, 5000)
-    # identity: the model and rubric, never a replica's URL
-    assert "8001" not in str(j.identity) and j.identity["model"] == {"backend": "openai", "model": "org/llama3:8b"}
+    # identity: the model, what its servers report about it (nothing answers here: their URLs), and the rubric
+    assert j.identity["model"] == {"backend": "openai", "model": "org/llama3:8b", "servers": [
+        {"url": "http://127.0.0.1:8001/v1"}, {"url": "http://127.0.0.1:8002/v1"}]}
 
 
 def test_default_ids_name_the_model_and_an_overriding_rubric():

@@ -151,10 +151,18 @@ class LocalModel:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            from tis.core.hashing import fingerprint_path
+            import logging
+            import time
+
+            from tis.core.hashing import HashStats, fingerprint_path
 
             assert self.folder is not None
-            self._fingerprint = fingerprint_path(self.folder)
+            stats, started = HashStats(), time.perf_counter()
+            self._fingerprint = fingerprint_path(self.folder, stats=stats)
+            if stats.hashed_bytes > 1 << 30:
+                logging.getLogger("tis").info(
+                    "hashed %.1f GB of model files in %s in %.1f s; unchanged files are not read again",
+                    stats.hashed_bytes / 1e9, self.folder, time.perf_counter() - started)
         return self._fingerprint
 
     def identity(self) -> dict[str, Any]:
