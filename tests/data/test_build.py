@@ -331,3 +331,26 @@ def test_a_released_set_is_refiltered_without_a_teacher(tmp_path):
     exported = json.loads((tmp_path / "out" / "export" / "tis_safety.json").read_text())
     assert exported[0]["conversations"][1]["value"] == good
     assert all(r.lineage["thought_from"] == "source" for r in result.kept)
+
+
+def test_a_call_that_keeps_failing_is_not_exported_and_the_build_exits_1(tmp_path, teacher, capsys):
+    root = vlguard_train(tmp_path / "vlguard", 4, questions={2: "Refused by the server [[status:400]]"})
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=teacher.base_url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}])
+    assert main(["data", "build", str(cfg_path)]) == 1
+    assert "re-run the same command" in capsys.readouterr().err
+    rec = next(r for r in read_records(tmp_path / "out") if r.id == "vlguard:img2:instruction")
+    assert rec.status == "dropped" and rec.drop_reason.startswith("teacher call failed") and "400" in rec.drop_reason
+    exported = json.loads((tmp_path / "out" / "export" / "tis_safety.json").read_text())
+    assert len(exported) == 5 and not any("[[status:400]]" in json.dumps(r) for r in exported)
+
+
+def test_an_unreachable_teacher_stops_the_build_with_one_line(tmp_path, capsys):
+    from tis.testing.openai_server import free_port
+
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=f"http://127.0.0.1:{free_port()}/v1", out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}])
+    assert main(["data", "build", str(cfg_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot reach the model server" in err
