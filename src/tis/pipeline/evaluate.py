@@ -20,7 +20,6 @@ from tis.judges.base import Judge
 from tis.models.base import GenerationParams, ModelBackend
 from tis.models.urls import redact_text
 from tis.pipeline.store import RunLock, RunStore, write_manifest
-from tis.results.outputs import collect_results, write_outputs
 from tis.core.types import content_hash
 
 DEFAULT_MAX_TOKENS = 4096  # long enough for most thoughts; profiles and --max-tokens override it
@@ -240,6 +239,8 @@ async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_spec
         finally:
             # what finished is written out even when the run stops early
             keys = runner.keys or {s.id: runner.keys_for(s) for s in samples}
+            from tis.results.outputs import collect_results, write_outputs  # not before the first request
+
             results = collect_results(store, keys, samples, judges)
             summary, markdown = write_outputs(run_dir, results, manifest, runner.stats, problems)
         manifest["stats"] = stats.as_dict()
@@ -311,6 +312,8 @@ async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> Run
                         thought_format=stored_thought_format(manifest), progress=progress)
         stats = await runner.judge_stored(samples, [k for ks in keys.values() for k in ks])
         manifest["judges"] = [{"spec": spec, "id": j.id} for spec, j in specs.values()]
+        from tis.results.outputs import collect_results, write_outputs
+
         results = collect_results(store, keys, samples, judges)
         summary, markdown = write_outputs(run_dir, results, manifest, stats, [])
         write_manifest(run_dir, manifest)
