@@ -101,12 +101,16 @@ def majority(values: Iterable[Hashable]) -> Majority:
     None. With no votes `value` is None and `tie` is False. For booleans, `majority(flags).value is True`
     holds exactly when more than half of the votes are True.
     """
-    votes = Counter(v for v in values if v is not None)
-    top = votes.most_common()
-    if not top:
+    votes: dict = {}
+    for v in values:
+        if v is not None:
+            votes[v] = votes.get(v, 0) + 1
+    if not votes:
         return Majority(None, False, {})
-    tie = len(top) > 1 and top[0][1] == top[1][1]
-    return Majority(None if tie else top[0][0], tie, dict(votes))
+    best = max(votes.values())
+    leaders = [v for v, n in votes.items() if n == best]
+    tie = len(leaders) > 1
+    return Majority(None if tie else leaders[0], tie, votes)
 
 
 def stratified_mean(values: Sequence[float], strata: Sequence | None = None) -> float | None:

@@ -259,9 +259,12 @@ def thought_tokens(row: ResultRow) -> tuple[int, bool]:
     """(tokens in the thought, whether the server reported them) — else a word-and-punctuation count."""
     if isinstance(row, dict):
         row = as_row(row)
-    if row.usage is not None and row.usage.reasoning_tokens is not None:
-        return int(row.usage.reasoning_tokens), True
-    return len(_TOKENS.findall(row.thought or "")), False
+    if row._thought_tokens is None:
+        if row.usage is not None and row.usage.reasoning_tokens is not None:
+            row._thought_tokens = (int(row.usage.reasoning_tokens), True)
+        else:
+            row._thought_tokens = (len(_TOKENS.findall(row.thought or "")), False)
+    return row._thought_tokens
 
 
 def length_bucket(tokens: int) -> str:
@@ -472,6 +475,7 @@ def cell_summary(sc: Scored, idx: list[int], *, seed: int = 0) -> Cell:
     cell = Cell(generations=len(rows), failed=len(rows) - len(ok), truncated=sum(r.truncated for r in ok),
                 prompts=len({r.sample_id for r in rows}), group=group)
     present = [j for j in sc.judges if any(j in r.verdicts for r in ok)]
+    several = len(rows) > len({(r.sample_id) for r in rows})  # some prompt has several completions: Safe@K
     for judge in present:
         targets = sorted({t for r in ok for t in r.verdicts.get(judge, {})}, key=TARGETS.index)
         kind = sc.metric(judge, group)
@@ -479,7 +483,7 @@ def cell_summary(sc: Scored, idx: list[int], *, seed: int = 0) -> Cell:
         if kind.safety:
             if "thought" in targets and "answer" in targets:
                 cell.matrix[judge] = _matrix(rows, rds, judge)
-            at_k = {t: a for t in targets if (a := _at_k(rows, rds, judge, t, seed)) is not None}
+            at_k = {t: a for t in targets if several and (a := _at_k(rows, rds, judge, t, seed)) is not None}
             if at_k:
                 cell.at_k[judge] = at_k
             main = "answer" if "answer" in targets else targets[0]

@@ -39,13 +39,15 @@ def collect_results(store: RunStore, keys: dict[str, list[str]], samples, judges
 def result_row(r: SampleResult) -> ResultRow:
     """The typed results.jsonl line of a completion."""
     g = r.generation
+    # built from validated records: constructed without validating them again (thousands per run)
     verdicts: dict[str, dict[str, RowVerdict]] = {}
     for v in r.verdicts:
-        verdicts.setdefault(v.judge, {})[v.target] = RowVerdict(**v.model_dump(exclude={"judge", "target"}))
-    return ResultRow(
+        verdicts.setdefault(v.judge, {})[v.target] = RowVerdict.model_construct(
+            label=v.label, safe=v.safe, score=v.score, rationale=v.rationale, status=v.status, error=v.error)
+    return ResultRow.model_construct(
         sample_id=r.sample.id, benchmark=r.sample.benchmark, category=r.sample.category, group=r.sample.group,
         sample_index=r.sample_index, generation_key=r.generation_key, prompt=r.sample.text,
-        images=[ImageRef(path=im.path, sha256=im.sha256) for im in r.sample.images], status=g.status,
+        images=[ImageRef.model_construct(path=im.path, sha256=im.sha256) for im in r.sample.images], status=g.status,
         error=g.error, thought=g.thought, answer=g.answer, split_source=g.split_source, truncated=g.truncated,
         finish_reason=g.finish_reason, usage=g.usage, latency_s=g.latency_s, verdicts=verdicts,
         meta=dict(r.sample.meta))  # e.g. MSSBench's image_safety, which its metric needs

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tis.core.types import Usage
 from tis.reasoning.formats import ThoughtFormat
@@ -73,6 +73,7 @@ class ResultRow(Open):
     latency_s: float | None = None
     verdicts: dict[str, dict[str, RowVerdict]] = Field(default_factory=dict)  # judge -> target -> verdict
     meta: dict[str, Any] = Field(default_factory=dict)
+    _thought_tokens: tuple[int, bool] | None = PrivateAttr(default=None)  # computed once (metrics.thought_tokens)
 
     @field_validator("thought", "answer", "prompt", mode="before")
     @classmethod
