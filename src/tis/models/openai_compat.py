@@ -278,7 +278,9 @@ class OpenAIBackend(ModelBackend):
         fallback = {"url": normalise_url(base)}
         try:
             req = urllib.request.Request(f"{base}/models", headers=headers)
-            with urllib.request.urlopen(req, timeout=min(self.preflight_timeout_s, self.timeout_s)) as resp:
+            # no proxy from the environment: the same route as the requests (aiohttp ignores them too)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(req, timeout=min(self.preflight_timeout_s, self.timeout_s)) as resp:
                 data = json.loads(resp.read())
         except (urllib.error.URLError, OSError, ValueError):  # HTTP errors included: no facts, the URL stands
             return fallback
