@@ -30,7 +30,7 @@ def cli(srv_url, data, out, *extra):
 def test_a_second_process_on_a_locked_run_directory_stops_at_once_naming_the_holder(tmp_path):
     data = write_set(tmp_path / "set.jsonl", 6)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with LoopbackServer(latency_s=0.4) as srv:
+    with LoopbackServer(latency_s=1.0) as srv:  # the first run takes 6 s: long enough to start a second
         argv = cli(srv.base_url, data, tmp_path / "runs", "--name", "shared", "--concurrency", "1")
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         lock = tmp_path / "runs" / "shared" / LOCK_NAME
@@ -114,7 +114,8 @@ def test_a_server_that_dies_mid_run_stops_the_run_early_and_the_same_command_res
     assert proc.returncode == 2, stderr
     assert "could not reach the server" in stderr and "re-run the same command" in stderr
     assert "Traceback" not in stderr
-    assert stopped_after < 10, stopped_after  # not every remaining sample through its whole backoff
+    # not every remaining sample through its whole backoff (that took minutes); the margin is for a busy CI
+    assert stopped_after < 15, (stopped_after, stderr)
     db = tmp_path / "runs" / "dies" / "tis.sqlite"
     with sqlite3.connect(db) as con:
         done = con.execute("SELECT COUNT(*) FROM generations WHERE status='ok'").fetchone()[0]
@@ -124,4 +125,4 @@ def test_a_server_that_dies_mid_run_stops_the_run_early_and_the_same_command_res
     with LoopbackServer(port=port) as again:
         resumed = subprocess.run(argv, capture_output=True, text=True, env=env)
         assert resumed.returncode == 0, resumed.stderr
-        assert again.requests.total == n - done  # only what was not stored
+        assert again.requests.total == n - done, resumed.stderr  # only what was not stored
