@@ -273,12 +273,13 @@ class _Build:
                     r.drop("reason", "no thought (the reason stage is off and the source has none)")
             return
         jobs = []
+        spec_text = self.spec.text()
         for r in alive:
             parents = tuple(k for k in (r.lineage.get("caption_key"), r.lineage.get("questions_key")) if k)
             hint = stages.reason_hint(r.label if rc.hint_label else None, r.category if rc.hint_label else None)
             images = self._parts(r) if rc.send_image else []
             jobs.append(Job(id=r.id, sample=stages.reason_sample(images, r.caption, r.question or "",
-                                                                 self.prompts["reason"], self.spec, hint),
+                                                                 self.prompts["reason"], spec_text, hint),
                             parents=parents))
         outcomes = await self._run("reason", jobs, lambda o: stages.parse_reason(o, self.spec))
         for r in alive:

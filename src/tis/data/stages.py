@@ -141,9 +141,11 @@ def reason_hint(label: str | None, category: str | None) -> str:
     return what + (f"; its source category is {category}" if category else "") + "."
 
 
-def reason_sample(images: list[ImagePart], caption: str | None, question: str, template: str, spec: SafetySpec,
+def reason_sample(images: list[ImagePart], caption: str | None, question: str, template: str, spec: SafetySpec | str,
                   hint: str) -> Sample:
-    text = fill(template, spec=spec.text(), caption=caption or "(see the attached image)", question=question,
+    """`spec` is the specification or its text (`spec.text()`, computed once per build)."""
+    spec_text = spec if isinstance(spec, str) else spec.text()
+    text = fill(template, spec=spec_text, caption=caption or "(see the attached image)", question=question,
                 hint=hint)
     return _sample("reason", images, text)
 
