@@ -137,10 +137,20 @@ def embed_rate(n: int = 256) -> None:
     print(f"[embed] MiniLM on this machine: {rate:.0f} texts/s -> 100,000 texts ~ {100_000 / rate / 60:.1f} min")
 
 
-def export_child(n: int) -> None:
-    """In a fresh process: export n records pointing at a few small images; print peak RSS."""
+def _hwm_kib() -> int:
+    """Peak resident memory of this process (VmHWM: per address space, so not inherited from the
+    parent across fork + exec as ru_maxrss is)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def export_child(n: int) -> None:
+    """In a fresh process: export n records pointing at a few small images; print peak RSS."""
     from data.builders import png
 
     from tis.data.export import export
@@ -154,7 +164,7 @@ def export_child(n: int) -> None:
         shas = [file_sha256(p) for p in images]
         import pyarrow.parquet  # noqa: F401  (imported before the baseline: its import is not per-record memory)
 
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = _hwm_kib()
 
         def records():
             for i in range(n):
@@ -168,7 +178,7 @@ def export_child(n: int) -> None:
         t0 = time.perf_counter()
         export(records(), tmp / "export", formats=["sharegpt", "parquet"])
         took = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = _hwm_kib()
         size = sum(p.stat().st_size for p in (tmp / "export").rglob("*") if p.is_file())
     print(json.dumps({"n": n, "peak_mib": peak / 1024, "growth_mib": (peak - base) / 1024, "seconds": took,
                       "export_mib": size / 2**20}))

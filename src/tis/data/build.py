@@ -342,6 +342,8 @@ class _Build:
         if len(set(ids)) != len(ids):
             raise ConfigError(f"filter: two judges share the id {ids}; give one an id= option")
         alive = [r for r in records if r.alive]
+        # a judge's identity can be long (the refusal matcher's phrase list): hash it once, not per request
+        identities = {j.id: {"judge_identity_sha256": content_hash(j.identity)} for j in judges}
         ex = JudgingExecutor(self.store, judges, stats=self.stats, progress=self.progress, label="filter")
         reqs: dict[str, list[tuple[Any, Any]]] = {}
         all_reqs = []
@@ -353,7 +355,7 @@ class _Build:
             sample = Sample(id=r.id, benchmark=stages.BENCHMARK, category=r.category,
                             content=(*self._parts(r), TextPart(text=r.question or "")))
             for j in judges:
-                key = verdict_key(gen_key, j.identity, "answer", gen.answer)
+                key = verdict_key(gen_key, identities[j.id], "answer", gen.answer)
                 req = JudgeRequest(key=key, judge=j, sample=sample, record=grec, target="answer", text=gen.answer,
                                    stage="filter", parents=(gen_key,))
                 reqs.setdefault(r.id, []).append((j, req))
