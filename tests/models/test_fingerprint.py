@@ -105,6 +105,7 @@ def test_identity_is_content_not_place_and_covers_every_model_file(tmp_path):
     # files that do not change what the model computes are left out
     (b / "README.md").write_text("notes")
     (b / "trainer_state.json").write_text("{}")
+    (b / "training_manifest.json").write_text('{"output": {"fingerprint": "..."}}')
     (b / "checkpoint-10").mkdir()
     (b / "checkpoint-10" / "model.safetensors").write_bytes(b"1")
     assert fingerprint_path(b, cache=False) == fingerprint_path(a, cache=False)

@@ -38,10 +38,11 @@ RACY_S = 2.0
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".msgpack", ".h5")
 #: configs, tokenizers, processors, chat templates, adapter configs
 SETTING_SUFFIXES = (".json", ".model", ".jinja", ".txt", ".tiktoken", ".py", ".yaml", ".yml")
-#: names that are never part of what a model computes (training logs, READMEs, state of a trainer)
+#: names that are never part of what a model computes (training logs, READMEs, state of a trainer,
+#: the training manifest `tis train` writes beside its output, which holds this very fingerprint)
 _IGNORED_NAMES = frozenset({"README.md", "trainer_state.json", "training_args.bin", "optimizer.pt",
                             "scheduler.pt", "rng_state.pth", "all_results.json", "train_results.json",
-                            "eval_results.json", "tis-fingerprint.json"})
+                            "eval_results.json", "training_manifest.json"})
 #: subfolders that hold other things than the model itself
 _IGNORED_DIRS_PREFIX = (".", "checkpoint-", "runs", "__pycache__")
 
