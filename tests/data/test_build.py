@@ -354,3 +354,23 @@ def test_an_unreachable_teacher_stops_the_build_with_one_line(tmp_path, capsys):
     assert main(["data", "build", str(cfg_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot reach the model server" in err
+
+
+@pytest.mark.slow
+def test_a_local_hf_teacher_for_one_stage_and_a_server_for_another(tmp_path, teacher, tiny_llava_dir):
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=teacher.base_url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}],
+                            caption={"teacher": {"backend": "hf", "model": str(tiny_llava_dir), "max_tokens": 8,
+                                                 "temperature": 0.0, "options": {"device": "cpu", "batch_size": 2}},
+                                     "min_chars": 1, "parse_retries": 0})
+    result = run_build(load(cfg_path))
+    assert result.usage["caption"]["teacher"]["backend"] == "hf" and result.usage["caption"]["new"] == 2
+    assert result.usage["reason"]["teacher"]["backend"] == "openai"
+    assert teacher.script.calls["caption"] == 0  # the captions came from the local model
+    # random weights write some text or none: a kept record was reasoned from the local caption,
+    # a dropped one says why; nothing is lost silently
+    for r in result.records:
+        assert r.status == "kept" and r.caption or r.drop_stage == "caption" and "malformed" in r.drop_reason
+    again = run_build(load(cfg_path))
+    assert again.usage["caption"]["new"] == 0  # a local teacher's outputs are stored and reused too
