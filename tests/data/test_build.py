@@ -318,7 +318,7 @@ def test_a_released_set_is_refiltered_without_a_teacher(tmp_path):
                                   {"from": "gpt", "value": v}], "images": ["images/a.png"]}
                for v in (good, good.replace("The user asks", "The image describes a woman; the user asks"),
                          "**<think>**\n" + good[8:], good.replace("</think>\n", "</think>\n---\n"),
-                         good.replace("Where", "Where"))]
+                         good.replace("Where", "Where"), good + " <image>")]
     records[4]["conversations"][0]["value"] = "<image>Where does she work?"
     (tmp_path / "train_data.json").write_text(json.dumps(records))
     cfg = {"out": str(tmp_path / "out"), "progress": False, "sources": [{"name": "sharegpt", "root": str(tmp_path)}],
@@ -328,6 +328,7 @@ def test_a_released_set_is_refiltered_without_a_teacher(tmp_path):
     reasons = {r.source_id: r.drop_reason for r in result.records}
     assert reasons["0"] is None and reasons["4"] is None
     assert reasons["1"].startswith("leakage") and "text before <think>" in reasons["2"] and "'---'" in reasons["3"]
+    assert "literal <image> token" in reasons["5"]
     exported = json.loads((tmp_path / "out" / "export" / "tis_safety.json").read_text())
     assert exported[0]["conversations"][1]["value"] == good
     assert all(r.lineage["thought_from"] == "source" for r in result.kept)

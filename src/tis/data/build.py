@@ -303,6 +303,8 @@ class _Build:
             raw = (r.lineage.get("reference") or {}).get("raw") if r.lineage.get("thought_from") == "source" else None
             text = raw or compose(r.thought or "", r.answer or "")
             problems = format_issues(text) + noise_issues(text)
+            if any("<image>" in (t or "") for t in (r.question, r.thought, r.answer)):
+                problems.insert(0, "a literal <image> token in the text (it would break the image count)")
             if problems:
                 r.drop("filter", f"format: {problems[0]}")
                 continue
