@@ -165,10 +165,14 @@ def test_eval_config_file_errors(capsys, tmp_path, monkeypatch, text, message):
 
 
 def test_eval_reads_its_config_file_and_flags_override(tmp_path, capsys):
-    conf = tmp_path / "runs.yaml"
-    conf.write_text(f"limit: 3\njudges: [refusal]\nprogress: false\nreport: false\nout: {tmp_path / 'a'}\n"
-                    "name: from-file\n")
-    assert main(["eval", "--config", str(conf), "--limit", "2", "--name", "from-flag"]) == 0
+    from tis.testing.openai_server import LoopbackServer
+
+    with LoopbackServer() as srv:
+        conf = tmp_path / "runs.yaml"
+        conf.write_text(f"model: openai:loopback\nbase_url: [{srv.base_url}]\nlimit: 3\njudges: [refusal]\n"
+                        f"progress: false\nreport: false\nout: {tmp_path / 'a'}\nname: from-file\n")
+        assert main(["eval", "--config", str(conf), "--limit", "2", "--name", "from-flag"]) == 0
+        assert srv.requests.total == 2                      # --limit 2 over the file's 3
     out = capsys.readouterr().out
     assert "from-flag" in out and not (tmp_path / "a" / "from-file").exists()
     assert (tmp_path / "a" / "from-flag").is_dir() and not (tmp_path / "a" / "from-flag" / "report.html").exists()

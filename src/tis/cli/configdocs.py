@@ -14,6 +14,11 @@ from pathlib import Path
 DOCUMENTED: list[tuple[str, str, str]] = [
     ("tis eval", "tis.pipeline.config:EvalConfig",
      "Every setting of an evaluation run; `tis.evaluate(**keys)` takes the same keys."),
+    ("tis data build", "tis.data.config:BuildConfig",
+     "A safety-thought data build: its sources, stages and export (docs/data.md). The config file is "
+     "the command's argument; flags override it."),
+    ("tis train", "tis.train.config:TrainConfig",
+     "A fine-tuning run (docs/training.md)."),
 ]
 
 HEADER = """# Configuration
