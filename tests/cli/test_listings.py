@@ -161,3 +161,10 @@ def test_profiles_file_formats_are_usable_without_profile(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "answer_tag" in next((tmp_path / "runs").glob("*/manifest.json")).read_text()
+
+
+def test_readme_names_every_shipped_alias():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for profile in load_profiles().values():
+        for alias in profile.aliases:
+            assert alias in readme and f"`{profile.name}`" in readme, (alias, profile.name)
