@@ -73,8 +73,6 @@ def _hf_features() -> dict[str, Any]:
 
 
 def _place(src: Path, dst: Path, how: str) -> None:
-    if dst.exists():
-        return
     if how == "symlink":
         os.symlink(src, dst)
         return
@@ -184,6 +182,7 @@ def _write(records: Iterable[BuiltRecord], tmp: Path, *, name: str, formats: lis
            embed: bool) -> CardCounts:
     (tmp / "images").mkdir(parents=True)
     counts = CardCounts()
+    placed: set[str] = set()
     share = open(tmp / f"{name}.json", "w", encoding="utf-8") if "sharegpt" in formats else None
     parquet = _Parquet(tmp / PARQUET_FILE, embed) if "parquet" in formats else None
     lineage = open(tmp / "lineage.jsonl", "w", encoding="utf-8")
@@ -193,7 +192,9 @@ def _write(records: Iterable[BuiltRecord], tmp: Path, *, name: str, formats: lis
         for n, rec in enumerate(records):
             names = [image_name(p, h) for p, h in zip(rec.images, rec.image_sha256)]
             for src, nm in zip(rec.images, names):
-                _place(Path(src), tmp / "images" / nm, images)
+                if nm not in placed:  # each image once, however many records use it
+                    _place(Path(src), tmp / "images" / nm, images)
+                    placed.add(nm)
             if share:
                 share.write(("," if n else "") + "\n" + json.dumps(sharegpt_record(rec, names), ensure_ascii=False))
             if parquet:
