@@ -193,7 +193,12 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     from tis.train.model import load_model
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = load_model(base, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    # A full checkpoint is loaded through from_pretrained, which maps the saved weight names back to
+    # the model's (the trainer's own resume loads them without that mapping and silently keeps the
+    # base weights for architectures whose saved names differ, such as LLaVA's).
+    own_resume = cfg.resume and cfg.method == "full" and not ds_config
+    weights = resume_from if own_resume else base
+    model = load_model(weights, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     peft_config = _setup_parameters(model, cfg)
 
     from datasets import Dataset
@@ -249,7 +254,12 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     progress = Progress(metrics, enabled=cfg.progress)
     collator = Collator(renderer, all_records)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = SFTTrainer(model=model, args=args, data_collator=collator, train_dataset=train_ds,
+    class Trainer(SFTTrainer):
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            if not own_resume:
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_ds,
                          eval_dataset=eval_ds, processing_class=processor, peft_config=peft_config,
                          callbacks=[metrics, progress, *extra_callbacks])
     trainer.remove_callback(PrinterCallback)
