@@ -192,3 +192,26 @@ def test_docs_example_is_a_valid_config(tmp_path):
     f.write_text(example)
     cfg = load_config_file(EvalConfig, f)
     assert cfg.concurrency == 64 and yaml.safe_load(example)["options"] == cfg.options
+
+
+class Tuned(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lora: Lora = Lora(r=32, target_modules=["all"])
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers")
+
+
+def test_a_section_given_in_part_keeps_the_rest_of_its_default(tmp_path):
+    cfg = parse(["--lora.use-dora"], model=Tuned)
+    assert cfg.lora == Lora(r=32, target_modules=["all"], use_dora=True)
+    f = tmp_path / "t.yaml"
+    f.write_text("lora: {use_dora: true}\n")
+    assert load_config_file(Tuned, f).lora == Lora(r=32, target_modules=["all"], use_dora=True)
+    assert parse(["--lora.r", "4"], model=Tuned, config_file=f).lora == Lora(r=4, target_modules=["all"],
+                                                                             use_dora=True)
+
+
+def test_a_mapping_of_text_keeps_values_as_given_and_sections_group_their_flags():
+    assert parse(["--headers", "x-id=007", "--headers", "on=true"], model=Tuned).headers == {"x-id": "007", "on": "true"}
+    parser = argparse.ArgumentParser(prog="t")
+    add_config_flags(parser, Tuned)
+    assert "lora:\n  --lora.r R" in parser.format_help()

@@ -16,8 +16,9 @@ Flags, one per field:
 - `int`, `float`, `str`, `Path`: one value; `Literal[...]` and `Enum`: `choices`.
   An optional field (`X | None`) also takes the word `none` to unset it.
 - `list[X]`: the flag is repeated (`--base-url A --base-url B`).
-- `dict[str, X]`: `KEY=VALUE`, repeated; values typed like `--set` (numbers, true/false, a,b lists);
-  given pairs are merged over the file's mapping.
+- `dict[str, X]`: `KEY=VALUE`, repeated; given pairs are merged over the file's mapping. Values
+  are typed like `--set` (numbers, true/false, a,b lists) and dashes in keys become underscores,
+  except in a mapping of text (`dict[str, str]`), where key and value stay exactly as given.
 - help: the field's description, then `[default: X]` (the default is never written by hand);
   a field whose default is None gets no default text: its description says what unset means.
 - Extra per-field settings go in `Field(json_schema_extra={"cli": {...}})`: `aliases` (more flag
@@ -25,8 +26,9 @@ Flags, one per field:
 
 Nested sections (a field whose type is a pydantic model, as in `tis data build` stage configs or
 `tis train`): every leaf gets a dotted flag `--section.key` (`--lora.r 16`, `--teacher.base-url URL`;
-the section keeps its field name, the key is dashed); in the config file the section is a nested
-mapping (`lora: {r: 16}`), merged key by key with the flags. Types a flag cannot spell (a list or a
+the section keeps its field name, the key is dashed), listed in `--help` under the section's name;
+in the config file the section is a nested mapping (`lora: {r: 16}`). A section given in part keeps
+the rest of its default, key by key: defaults < file < flags at every depth. Types a flag cannot spell (a list or a
 mapping of models, unions of several kinds) are file-only; the docs say so.
 
 Config files: keys are FIELD names (`base_url`, not `base-url`). An unknown key or a wrong type is a
@@ -183,6 +185,7 @@ class _Leaf:
         self.kind: str | None = None  # bool | scalar | list | dict | None (file-only)
         self.conv: Any = None
         self.choices: tuple | None = None
+        self.raw_values = False  # dict values kept as given (a mapping of text)
         if inner is bool:
             self.kind = "bool"
         elif origin in (list, tuple, set, frozenset):
@@ -196,6 +199,7 @@ class _Leaf:
             args = typing.get_args(inner)
             if not args or (args[0] is str and (args[1] is Any or _scalar(_unwrap_optional(args[1])[0]))):
                 self.kind = "dict"
+                self.raw_values = bool(args) and _unwrap_optional(args[1])[0] in (str, Path)
         else:
             sc = _scalar(inner)
             if sc:
@@ -280,7 +284,7 @@ def add_config_flags(parser_or_group: Any, model_cls: type[BaseModel], *, exclud
     for leaf in _leaves(model_cls, prefix, exclude=exclude):
         if leaf.kind is None:
             continue
-        title = leaf.cli.get("group")
+        title = leaf.cli.get("group") or (leaf.path[0] if len(leaf.path) > 1 else None)
         target = parser
         if title and not root:
             if title not in groups:
@@ -328,13 +332,16 @@ def _typed(text: str) -> Any:
     return text
 
 
-def _pairs(flag: str, pairs: list[str]) -> dict[str, Any]:
+def _pairs(flag: str, pairs: list[str], *, typed: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} takes KEY=VALUE, got '{pair}'")
-        out[key.strip().replace("-", "_")] = _typed(raw.strip())
+        if typed:  # option-like keys: `--set sample-seed=3` is the option sample_seed
+            out[key.strip().replace("-", "_")] = _typed(raw.strip())
+        else:  # a mapping of text (headers, ...): key and value exactly as given
+            out[key.strip()] = raw.strip()
     return out
 
 
@@ -364,7 +371,7 @@ def _flag_values(model_cls: type[BaseModel], args: argparse.Namespace, prefix: s
             continue
         value = ns[leaf.dest]
         if leaf.kind == "dict" and isinstance(value, list):
-            value = _pairs(leaf.flag, value)
+            value = _pairs(leaf.flag, value, typed=not leaf.raw_values)
         given[leaf.path] = (leaf, value)
     return given
 
@@ -374,7 +381,7 @@ def config_from_args(model_cls: type[BaseModel], args: argparse.Namespace, *, co
     """The model from its defaults < `config_file` (YAML) < the flags given in `args`."""
     data: dict[str, Any] = read_config_file(model_cls, config_file) if config_file else {}
     if config_file:
-        _validate(model_cls, data, source=_FileSource(Path(config_file)))
+        _validate(model_cls, _with_section_defaults(model_cls, data), source=_FileSource(Path(config_file)))
     given = _flag_values(model_cls, args, prefix)
     for path, (leaf, value) in given.items():
         if leaf.kind == "dict":
@@ -383,7 +390,7 @@ def config_from_args(model_cls: type[BaseModel], args: argparse.Namespace, *, co
                 value = {**before, **value}
         _set_path(data, path, value)
     flagged = {leaf.key: leaf.flag for leaf, _ in given.values()}
-    return _validate(model_cls, data, source=_ArgsSource(flagged, Path(config_file) if config_file else None))
+    return _validate(model_cls, _with_section_defaults(model_cls, data), source=_ArgsSource(flagged, Path(config_file) if config_file else None))
 
 
 class _FileSource:
@@ -476,7 +483,33 @@ def read_config_file(model_cls: type[BaseModel], path: str | Path) -> dict[str, 
 def load_config_file(model_cls: type[BaseModel], path: str | Path) -> Any:
     """The model read from a YAML config file over its defaults; errors name the file and the key."""
     data = read_config_file(model_cls, path)
-    return _validate(model_cls, data, source=_FileSource(Path(path)))
+    return _validate(model_cls, _with_section_defaults(model_cls, data), source=_FileSource(Path(path)))
+
+
+def _with_section_defaults(model_cls: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A section given in part keeps the rest of its default: when a field's default is a model
+    instance with settings of its own (`lora: Lora = Lora(r=32)`), a file or flag giving only
+    `lora.use_dora` keeps r = 32. Key by key, at every depth."""
+    out = dict(data)
+    for name, info in model_cls.model_fields.items():
+        value = out.get(name)
+        inner, _ = _unwrap_optional(info.annotation)
+        if not (_is_model(inner) and isinstance(value, Mapping)):
+            continue
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        base = default.model_dump(exclude_unset=True) if isinstance(default, BaseModel) else {}
+        out[name] = _with_section_defaults(inner, _deep_merge(base, value))
+    return out
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 # --- docs ----------------------------------------------------------------------------------------
