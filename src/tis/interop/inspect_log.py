@@ -184,8 +184,9 @@ def read_log(path: str | Path):
     if not path.is_file():
         raise DataError(f"{path}: no such inspect_ai log file")
     try:
-        return read_eval_log(str(path), resolve_attachments=True,
-                             exclude_fields={"events", "store", "events_data", "timelines"})
+        # the whole log at once: inspect_ai's per-sample streaming and its field exclusion both read
+        # a log several times slower (measured with benchmarks/bench_import.py)
+        return read_eval_log(str(path), resolve_attachments=True)
     except Exception as exc:  # inspect_ai raises many kinds for a file that is not one of its logs
         raise DataError(f"{path}: not a readable inspect_ai log ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
