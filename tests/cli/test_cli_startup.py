@@ -45,3 +45,17 @@ def test_help_runs_as_a_process():
     out = subprocess.run([sys.executable, "-c", "import sys; from tis.cli import main; sys.exit(main(['--help']))"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "eval" in out.stdout
+
+
+def test_a_module_whose_flags_clash_is_an_error_naming_it(tmp_path, monkeypatch):
+    (tmp_path / "tis_test_cmds3").mkdir()
+    (tmp_path / "tis_test_cmds3" / "__init__.py").write_text("")
+    (tmp_path / "tis_test_cmds3" / "clash.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from tis.core.config import add_config_flags\n\n"
+        "class C(BaseModel):\n    config: str = 'x'\n\n"
+        "def add_commands(sub):\n"
+        "    p = sub.add_parser('clash')\n    p.add_argument('--config')\n    add_config_flags(p, C)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CommandImportError, match=r"tis_test_cmds3.clash cannot set up its commands .*--config"):
+        build_parser(["tis_test_cmds3.clash"])

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from tis import __version__
 
 # sub-command modules under tis.cli, each with add_commands(subparsers)
-COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop", "data", "train")
+COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop", "data", "train", "study")
 
 
 class CommandImportError(Exception):
@@ -46,7 +46,11 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
         module = _command_module(name)
         if not callable(getattr(module, "add_commands", None)):
             raise CommandImportError(f"the command module {module.__name__} has no add_commands(subparsers)")
-        module.add_commands(sub)
+        try:
+            module.add_commands(sub)
+        except Exception as exc:  # e.g. two config fields giving the same flag
+            raise CommandImportError(f"the command module {module.__name__} cannot set up its commands "
+                                     f"({type(exc).__name__}: {exc})") from exc
     return parser
 
 
