@@ -82,6 +82,7 @@ def test_build_of_50_items_end_to_end(tmp_path, teacher):
     reason = manifest["stages"]["reason"]
     assert reason["malformed"] == 1 + 3 + 3 and reason["prompt_tokens"] > 0 and reason["cost"] > 0
     assert manifest["drops"]["filter: leakage"] == 1
+    assert "price_input_per_million" in json.dumps(manifest["config"])
     assert manifest["counts"]["kept"] == len(kept)
 
     # the export: sharegpt + dataset_info + images beside it, read back
@@ -275,6 +276,23 @@ def test_full_disk_while_exporting_leaves_the_previous_export(tmp_path, teacher)
     after = {p.relative_to(export): p.read_bytes() for p in export.rglob("*") if p.is_file()}
     assert after == before
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".export")]
+
+
+def test_no_secret_reaches_the_manifest_records_or_export(tmp_path, teacher, monkeypatch):
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    monkeypatch.setenv("TEACHER_KEY", "sk-secret-123")
+    url = teacher.base_url.replace("http://", "http://user:pw-secret-456@")
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}])
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["reason"]["teacher"] = {**cfg["reason"]["teacher"], "api_key_env": "TEACHER_KEY",
+                                "base_url": [teacher.base_url]}  # a key for one teacher, URL credentials for others
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run_build(load(cfg_path))
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".md"):
+            text = path.read_text()
+            assert "sk-secret-123" not in text and "pw-secret-456" not in text, path
 
 
 def test_show_prints_a_record_with_its_lineage_and_teacher_calls(tmp_path, teacher, capsys):

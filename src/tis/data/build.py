@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -451,7 +452,9 @@ class _Build:
         card = export((r for r in records if r.status == "kept"), out / EXPORT, name=ec.name, formats=ec.formats,
                       images=ec.images, embed_images=ec.embed_images, card=card_extra)
         failed = sum(u["failed"] for u in self.usage.values())
-        manifest = {"command": "tis data build", "config": json.loads(self.cfg.model_dump_json()),
+        # a password in a server URL (https://user:pass@host) never reaches the manifest
+        config = json.loads(re.sub(r"//[^/@\s\"]+@", "//***@", self.cfg.model_dump_json()))
+        manifest = {"command": "tis data build", "config": config,
                     "spec": card_extra["spec"], "sources": self.sources, "stages": teachers,
                     "counts": {"items": len(records), "kept": card["records"],
                                "dropped": sum(1 for r in records if r.status == "dropped"), "failed_calls": failed},
