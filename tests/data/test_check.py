@@ -25,6 +25,8 @@ def test_finds_the_known_noise_of_the_released_sample(capsys):
     assert "'---'" in noise[38] and "'---'" in noise[53]  # a rule after </think>
     assert "quotes" in noise[44]  # a quoted answer
     assert "* *" in noise[1] and "* *" in noise[5]  # empty emphasis pairs
+    # a thought that decides to reject while its answer only warns
+    assert by_kind["mismatch (guess)"] == {37}
     # images are not shipped with the sample: every record names its missing image when they are looked for
     with_images = check_file(sample)
     assert sum(f.kind == "image" for f in with_images.findings) == 70

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tis.core.errors import DataError
-from tis.data.text import find_leakage, format_issues, load_leakage_phrases, noise_issues, split, thought_decision
+from tis.data.text import answer_refuses, find_leakage, format_issues, load_leakage_phrases, noise_issues, split, thought_decision
 
 IMAGE_TOKEN = "<image>"
 USER = ("human", "user")
@@ -243,12 +243,10 @@ def _image_problem(im: Any, base: Path, cache: dict[str, str | None], open_image
 
 
 def _mismatches(report: CheckReport, pairs, judge) -> None:
-    from tis.judges.refusal import find_refusal
-
     if judge is None:
         for n, shown, _, thought, answer in pairs:
             decided = thought_decision(thought)
-            refused = bool(find_refusal(answer[:400]))
+            refused = answer_refuses(answer)
             if decided == "refuse" and not refused:
                 report.findings.append(Finding(n, shown, "mismatch (guess)", "warning",
                                                "the thought decides to refuse; the answer does not refuse"))
