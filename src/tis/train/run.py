@@ -145,6 +145,8 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     say = log or (lambda msg: console.print(msg, markup=False, highlight=False, soft_wrap=True))
     if not cfg.out:
         raise ConfigError("--out is required: the folder the adapter or model is written to")
+    if not cfg.data:
+        raise ConfigError("--data is required: a training set (sharegpt JSON, JSONL, Parquet or a dataset folder)")
     out = Path(cfg.out).expanduser().resolve()
     resume_from = last_checkpoint(out)
     if cfg.resume and resume_from is None:
@@ -153,6 +155,11 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
         raise ConfigError(f"{out} already holds a training run; pass --resume to continue it or a new --out")
     _check_reporters(list(cfg.report_to))
     ds_config = deepspeed_config(cfg.deepspeed)
+
+    mixture = load_mixture(list(cfg.data), list(cfg.eval_data), eval_fraction=cfg.eval_fraction, seed=cfg.seed,
+                           skip_bad=cfg.skip_bad)
+    if mixture.problems:
+        say(f"skipped {len(mixture.problems)} bad record(s), e.g. {mixture.problems[0]}")
 
     from transformers.utils import logging as hf_logging
 
@@ -172,10 +179,6 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     template_info = renderer.describe_template()
     say(f"chat template: {template_info['behaviour']}; assistant turns rendered by {template_info['handling']}")
 
-    mixture = load_mixture(list(cfg.data), list(cfg.eval_data), eval_fraction=cfg.eval_fraction, seed=cfg.seed,
-                           skip_bad=cfg.skip_bad)
-    if mixture.problems:
-        say(f"skipped {len(mixture.problems)} bad record(s), e.g. {mixture.problems[0]}")
     train_prep = prepare(renderer, mixture.train, skip_bad=cfg.skip_bad)
     eval_prep = prepare(renderer, mixture.eval, skip_bad=cfg.skip_bad, what="held-out") if mixture.eval else None
     c = train_prep.counts
