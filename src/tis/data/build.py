@@ -28,7 +28,7 @@ from tis.data import stages
 from tis.data.config import BuildConfig
 from tis.data.records import BuiltRecord
 from tis.data.spec import SafetySpec, load_spec
-from tis.data.text import compose, find_leakage, format_issues, load_leakage_phrases, noise_issues, thought_decision
+from tis.data.text import answer_refuses, compose, find_leakage, format_issues, load_leakage_phrases, noise_issues, thought_decision
 
 log = logging.getLogger("tis")
 
@@ -267,9 +267,12 @@ class _Build:
                 ref = r.lineage.get("reference")
                 if rc.use_reference and ref and (ref.get("thought") or "").strip():
                     r.thought, r.answer = ref["thought"], ref["answer"]
+                    # a released thought has no Decision line: read it from the thought's closing
+                    # sentences, else from whether the answer refuses
                     guess = thought_decision(r.thought)
-                    r.decision = guess
+                    r.decision = guess or ("refuse" if answer_refuses(r.answer) else "help")
                     r.lineage["thought_from"] = "source"
+                    r.lineage["decision_from"] = "thought" if guess else "answer"
                 else:
                     r.drop("reason", "no thought (the reason stage is off and the source has none)")
             return
