@@ -37,10 +37,13 @@ def test_export_inspect_reads_back_with_every_sample_reasoning_and_score(tmp_pat
     run_dir = write_run(tmp_path / "run", rows, model="openai:r1-vl", benchmark="figstep", judges=("harm", "refusal"))
     code, out, err = tis("export", run_dir, "--format", "inspect")
     assert code == 0, err
-    path = run_dir / "run.eval"
+    (path,) = run_dir.glob("*.eval")
     assert f"written: {path}" in out
+    # inspect_ai's own naming ({created}_{task}_{task id}.eval), stable ids across exports
+    assert path.name.startswith("2026-01-01T00-00-00+0000_figstep_")
     log = read_eval_log(str(path), resolve_attachments=True)
     assert log.status == "success" and log.eval.model == "openai/r1-vl" and log.eval.task == "tis/figstep"
+    assert path.name.endswith(f"_{log.eval.task_id}.eval") and log.eval.run_id and log.eval.eval_id
     assert log.eval.config.epochs == 2 and log.eval.dataset.sample_ids == ["s1", "s2", "s3"]
     got = {(s.id, s.epoch): s for s in log.samples}
     assert sorted(got) == [("s1", 1), ("s1", 2), ("s2", 1), ("s3", 1)]

@@ -46,7 +46,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-embed-images", dest="embed_images", action="store_false",
                    help="inspect: refer to images by path instead of embedding them in the log")
     e.add_argument("--out", type=Path, help="output file or folder [RUN/results.parquet, RUN/results.flat.jsonl, "
-                                            "RUN/jailbreakbench.json, RUN/<run>.eval, RUN/hf_dataset]")
+                                            "RUN/jailbreakbench.json, RUN/<created>_<benchmark>_<id>.eval, "
+                                            "RUN/hf_dataset]")
     e.set_defaults(func=run_export)
 
 
@@ -123,7 +124,11 @@ def run_export(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     fmt = args.format
     default = {"parquet": "results.parquet", "jsonl": "results.flat.jsonl", "jailbreakbench": "jailbreakbench.json",
-               "inspect": f"{run.dir.resolve().name}.eval", "hf": "hf_dataset"}[fmt]
+               "inspect": "", "hf": "hf_dataset"}[fmt]
+    if fmt == "inspect" and args.out is None:
+        from tis.interop.inspect_log import default_log_name
+
+        default = default_log_name(run)
     out = args.out or run.dir / default
     if fmt == "hf":
         from tis.interop.hf import write_hf_dataset

@@ -149,15 +149,37 @@ def run_to_eval_log(run, *, embed_images: bool = True):
         scores=[EvalScore(name=name, scorer=name.split("/")[0], scored_samples=t[1], unscored_samples=t[2] - t[1],
                           metrics={"safe_rate": EvalMetric(name="safe_rate", value=t[0] / t[1] if t[1] else float("nan"))})
                 for name, t in tallies.items()])
+    ids_of = _ids(run, manifest)
     spec = EvalSpec(
         created=created or "1970-01-01T00:00:00+00:00", task=f"tis/{bench.get('name') or 'run'}",
-        model=model, dataset=EvalDataset(name=bench.get("name"), location=str(bench.get("data") or "") or None,
+        eval_id=ids_of["eval_id"], run_id=ids_of["run_id"], task_id=ids_of["task_id"], model=model, dataset=EvalDataset(name=bench.get("name"), location=str(bench.get("data") or "") or None,
                                          samples=len(ids), sample_ids=ids),
         config=EvalConfig(epochs=epochs), task_args=bench.get("options") or {},
         metadata={"tis": {"run": str(run.dir), "model": manifest.get("model"), "benchmark": bench,
                           "judges": manifest.get("judges"), "thought_format": manifest.get("thought_format"),
                           "generation": manifest.get("generation"), "tis_version": manifest.get("tis_version")}})
     return EvalLog(eval=spec, samples=samples, results=results, status="success")
+
+
+def _ids(run, manifest: dict[str, Any]) -> dict[str, str]:
+    """Stable ids for the log (inspect_ai makes random ones): the same run exports to the same ids."""
+    from tis.core.types import content_hash
+
+    base = {"run": run.dir.resolve().name, "created": manifest.get("created"), "model": run.model}
+    return {"eval_id": content_hash({**base, "id": "eval"})[:22], "run_id": content_hash({**base, "id": "run"})[:22],
+            "task_id": content_hash({"benchmark": manifest.get("benchmark"), "id": "task"})[:22]}
+
+
+def default_log_name(run) -> str:
+    """inspect_ai's own log file naming, `{created}_{task}_{task id}.eval`, which `inspect view` lists by task."""
+    import re
+
+    from tis.render.export import manifest_of
+
+    manifest = manifest_of(run)
+    created = re.sub(r"[:]", "-", str(manifest.get("created") or "1970-01-01T00-00-00+00-00"))
+    task = re.sub(r"[^A-Za-z0-9.-]+", "-", str((manifest.get("benchmark") or {}).get("name") or "run"))
+    return f"{created}_{task}_{_ids(run, manifest)['task_id']}.eval"
 
 
 def write_inspect_log(run, path: Path, *, embed_images: bool = True) -> Path:
