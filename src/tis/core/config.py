@@ -371,7 +371,7 @@ def _flag_values(model_cls: type[BaseModel], args: argparse.Namespace, prefix: s
             continue
         value = ns[leaf.dest]
         if leaf.kind == "dict" and isinstance(value, list):
-            value = _pairs(leaf.flag, value, typed=not leaf.raw_values)
+            value = _pairs("/".join(leaf.flags()), value, typed=not leaf.raw_values)
         given[leaf.path] = (leaf, value)
     return given
 
