@@ -421,3 +421,18 @@ def test_several_sources_each_with_its_licence_in_the_card(tmp_path, teacher):
     assert typo.decision == "refuse" and typo.category == "illegal_activity"
     readme = (tmp_path / "out" / "export" / "README.md").read_text()
     assert "CC-BY-4.0 (ours)" in readme and "| typographic |" in readme
+
+
+def test_flags_override_the_file_and_their_paths_are_relative_to_the_working_folder(tmp_path, teacher, monkeypatch):
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    (tmp_path / "configs").mkdir()
+    cfg_path = build_config(tmp_path / "configs" / "b.yaml", base_url=teacher.base_url, out="out-from-file",
+                            sources=[{"name": "vlguard", "root": str(root)}])
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "build", str(cfg_path), "--out", "out-from-flag", "--reason.concurrency", "2",
+                 "--export.name", "mine"]) == 0
+    assert (tmp_path / "out-from-flag" / "export" / "mine.json").is_file()
+    manifest = json.loads((tmp_path / "out-from-flag" / "manifest.json").read_text())
+    assert manifest["config"]["reason"]["concurrency"] == 2
+    assert main(["data", "build", str(cfg_path)]) == 0  # the file's relative out: beside the file
+    assert (tmp_path / "configs" / "out-from-file" / "export" / "tis_safety.json").is_file()

@@ -61,7 +61,11 @@ def build(args: argparse.Namespace) -> int:
     from tis.data.build import run_build
     from tis.data.config import BuildConfig
 
-    cfg = config_from_args(BuildConfig, args, config_file=args.config).resolved(Path(args.config).resolve().parent)
+    from tis.core.config import load_config_file
+
+    from_file = load_config_file(BuildConfig, args.config)
+    cfg = config_from_args(BuildConfig, args, config_file=args.config).resolved(Path(args.config).resolve().parent,
+                                                                                 from_file)
     result = run_build(cfg)
     kept = len(result.kept)
     console.print(f"built {kept} record(s) of {len(result.records)} item(s) in {result.wall_s:.1f}s; "

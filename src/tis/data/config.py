@@ -127,17 +127,24 @@ class BuildConfig(_Model):
     export: ExportConfig = Field(default_factory=ExportConfig)
     progress: bool = Field(True, description="show progress bars")
 
-    def resolved(self, base: Path) -> "BuildConfig":
-        """Relative paths in a config file are relative to the file's folder."""
-        def fix(p: Path | None) -> Path | None:
-            return p if p is None or p.is_absolute() else (base / p)
-
+    def resolved(self, base: Path, from_file: "BuildConfig | None" = None) -> "BuildConfig":
+        """Relative paths written in a config file are relative to the file's folder; those given as
+        flags (where they differ from `from_file`, the file's own values) to the working folder."""
         data = self.model_copy(deep=True)
-        data.out = fix(data.out)
-        data.spec = fix(data.spec)
-        for s in data.sources:
-            s.root = fix(s.root)
-        for stage in (data.caption, data.questions, data.reason):
-            stage.prompt = fix(stage.prompt)
-        data.filter.leakage_phrases = fix(data.filter.leakage_phrases)
+
+        def fix(p: Path | None, file_value: Path | None) -> Path | None:
+            if p is None or p.is_absolute():
+                return p
+            came_from_file = from_file is None or p == file_value
+            return (base / p) if came_from_file else p.resolve()
+
+        f = from_file
+        data.out = fix(data.out, f.out if f else None)
+        data.spec = fix(data.spec, f.spec if f else None)
+        for i, s in enumerate(data.sources):
+            s.root = fix(s.root, f.sources[i].root if f and i < len(f.sources) else None)
+        for name in ("caption", "questions", "reason"):
+            stage = getattr(data, name)
+            stage.prompt = fix(stage.prompt, getattr(f, name).prompt if f else None)
+        data.filter.leakage_phrases = fix(data.filter.leakage_phrases, f.filter.leakage_phrases if f else None)
         return data
