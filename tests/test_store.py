@@ -109,3 +109,21 @@ def test_a_failed_record_is_replaced_but_an_ok_one_is_not(tmp_path):
         store.put_generation(GenerationRecord(key="k", sample_id="s", sample_index=0, generation=ok))
         store.put_generation(GenerationRecord(key="k", sample_id="s", sample_index=0, generation=failed))
         assert store.generations()["k"].generation == ok
+
+
+def test_run_lock_names_its_holder_and_is_free_again_once_released(tmp_path):
+    import os
+
+    import pytest
+
+    from tis.core.errors import ConfigError
+    from tis.pipeline.store import RunLock
+
+    held = RunLock(tmp_path / "run", command="tis eval --base-url http://user:secret@host/v1").acquire()
+    with pytest.raises(ConfigError, match=rf"in use by process {os.getpid()} on .* \(command: tis eval --base-url "
+                                          rf"http://\*\*\*@host/v1\)"):
+        RunLock(tmp_path / "run").acquire()
+    assert "secret" not in (tmp_path / "run" / "tis.lock").read_text()
+    held.release()
+    with RunLock(tmp_path / "run"):
+        pass
