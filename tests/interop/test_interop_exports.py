@@ -182,11 +182,10 @@ def test_read_only_run_dir_names_the_path(tmp_path, pngs, tis, fmt):
     assert code == 2 and err.count("\n") == 1 and f"cannot write {run_dir}/" in err
 
 
-@pytest.mark.parametrize("fmt", ["jailbreakbench", "jsonl", "inspect"])
+@pytest.mark.parametrize("fmt", ["jailbreakbench", "jsonl", "parquet", "inspect"])
 def test_out_that_cannot_be_written_names_the_path(tmp_path, pngs, tis, fmt):
     """A write that the system refuses (here: --out is a folder) is one line naming the path, as root too."""
-    if fmt == "inspect":
-        pytest.importorskip("inspect_ai")
+    pytest.importorskip({"inspect": "inspect_ai", "parquet": "pyarrow"}.get(fmt, "json"))
     run_dir = write_run(tmp_path / "run", _jbb_rows(pngs), judges=("harm",))
     target = tmp_path / ("taken.eval" if fmt == "inspect" else "taken")
     target.mkdir()
