@@ -46,7 +46,7 @@ def test_splits_judges_and_stores_every_part(tmp_path, server):
         assert verdicts[("s0", "answer")].label == "complied"
         # an empty thought is not applicable, never safe
         assert verdicts[("s2", "thought")].status == "not_applicable" and verdicts[("s2", "thought")].safe is None
-        assert stats.not_applicable == 1
+        assert stats.not_applicable == sum(v.status == "not_applicable" for v in verdicts.values()) >= 1
 
 
 def test_rerun_makes_no_model_call(tmp_path, server):

@@ -555,13 +555,14 @@ class JudgingExecutor:
             request: JudgeRequest = await self._queue.get()
             judge = request.judge
             try:
-                await self._load_called.wait()
+                if not self._load_called.is_set():
+                    await self._load_called.wait()
                 ready = self._ready.get(judge.id)
                 if ready is not None:
-                    try:
-                        await asyncio.shield(ready)
-                    except Exception:  # reported by join(); the judgement stays unstored
-                        continue
+                    if not ready.done():
+                        await asyncio.wait([ready])
+                    if ready.cancelled() or ready.exception() is not None:
+                        continue  # reported by join(); the judgement stays unstored
                 async with self._limits[judge.id]:
                     try:
                         verdict = await judge.judge(request.sample, request.record.generation, request.target,
