@@ -92,13 +92,14 @@ class Runner:
         self.stats = RunStats()
         self.keys: dict[str, list[str]] = {}  # sample id -> generation key per sample index, once run
 
-    def keys_for(self, sample: Sample) -> list[str]:
-        ident, pid = self.backend.identity, self.params.identity()
+    def keys_for(self, sample: Sample, _identities: tuple[dict, dict] | None = None) -> list[str]:
+        ident, pid = _identities or (self.backend.identity, self.params.identity())
         return [generation_key(ident, sample, pid, i) for i in range(self.params.n)]
 
     async def run(self, samples: Sequence[Sample]) -> RunStats:
         """Generate what is missing for `samples`, judge what is unjudged."""
-        self.keys = {s.id: self.keys_for(s) for s in samples}
+        identities = (self.backend.identity, self.params.identity())  # once, not once per sample
+        self.keys = {s.id: self.keys_for(s, identities) for s in samples}
         self.store.set_selection(self.keys)  # before any call: a run that stops early stays re-judgeable
         requests = [GenerationRequest(key=k, sample=s, index=i) for s in samples for i, k in enumerate(self.keys[s.id])]
         return await self._pipeline(samples, requests)
