@@ -436,3 +436,26 @@ def test_flags_override_the_file_and_their_paths_are_relative_to_the_working_fol
     assert manifest["config"]["reason"]["concurrency"] == 2
     assert main(["data", "build", str(cfg_path)]) == 0  # the file's relative out: beside the file
     assert (tmp_path / "configs" / "out-from-file" / "export" / "tis_safety.json").is_file()
+
+
+def test_refiltering_the_released_tis_sample(tmp_path):
+    from data.builders import shared_file
+
+    sample = shared_file("tis-sample/train_data_sample.json")
+    records = json.loads(sample.read_text())
+    (tmp_path / "train_data.json").write_text(sample.read_text())
+    for n, rec in enumerate(records):  # the release ships its images apart: stand-ins at the same paths
+        for rel in rec["images"]:
+            if not (tmp_path / rel).exists():
+                png(tmp_path / rel, n)
+    cfg = {"out": str(tmp_path / "out"), "progress": False, "sources": [{"name": "sharegpt", "root": str(tmp_path)}],
+           "caption": {"enabled": False}, "reason": {"enabled": False}, "filter": {"dedup": "exact"}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg))
+    result = run_build(load(tmp_path / "b.yaml"))
+    drops = result.drops
+    # format first: `* *` pairs, `---` or a quoted answer after </think>; then the thoughts written from
+    # a caption or a reference answer (21 in all, 4 of them already dropped for their format)
+    assert drops["filter: format"] == 18 and drops["filter: leakage"] == 17
+    assert drops["filter: thought/answer mismatch"] >= 1
+    assert len(result.kept) == 70 - sum(drops.values())
+    assert main(["data", "check", str(tmp_path / "out" / "export" / "tis_safety.json")]) == 0

@@ -142,8 +142,11 @@ class _Build:
             except TisError as exc:
                 raise type(exc)(f"sources[{i}] ({sc.name}): {exc}") from None
         if not any(r.alive for r in records):
-            raise DataError("the sources gave no usable item (see the problems in "
-                            f"{Path(self.cfg.out) / RECORDS} after fixing the roots)")
+            reasons = Counter(f"{r.drop_reason.split(':')[0]}" for r in records)
+            first = next((r for r in records), None)
+            example = f"; e.g. {first.id}: {first.drop_reason}" if first else ""
+            raise DataError(f"the sources gave no usable item ({', '.join(f'{n} {k}' for k, n in reasons.most_common())})"
+                            f"{example}")
         return records
 
     def _category(self, name: str | None) -> str | None:
