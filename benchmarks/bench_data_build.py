@@ -50,11 +50,11 @@ async def _bare_backend(port: int, calls: int, concurrency: int, prompt_chars: i
             await backend.generate([Sample(id=str(i), benchmark="b", content=(TextPart(text=f"{i} {text}"),))],
                                    GenerationParams())
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(calls)))
-    took = time.perf_counter() - t0
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
     await backend.close()
-    return took
+    return took, cpu
 
 
 def throughput(n_images: int, latency: float, concurrency: int) -> None:
@@ -85,7 +85,7 @@ def throughput(n_images: int, latency: float, concurrency: int) -> None:
             import asyncio
 
             reason_calls = result.usage["reason"]["new"]
-            bare = asyncio.run(_bare_backend(port, reason_calls, concurrency, 9000))
+            bare, bare_cpu = asyncio.run(_bare_backend(port, reason_calls, concurrency, 9000))
     finally:
         server.terminate()
         server.wait()
@@ -96,13 +96,14 @@ def throughput(n_images: int, latency: float, concurrency: int) -> None:
         ideal = math.ceil(calls / concurrency) * latency
         ideal_total += ideal
         print(f"  {stage:<9} {calls:>5} calls in {u['wall_s']:.2f} s = {calls / u['wall_s']:.0f} calls/s; "
-              f"ideal {ideal:.2f} s; fraction of ideal {ideal / u['wall_s']:.2f}")
+              f"ideal {ideal:.2f} s; fraction of ideal {ideal / u['wall_s']:.2f}; "
+              f"client CPU {u['cpu_s'] / max(calls, 1) * 1000:.2f} ms/call")
     print(f"  whole build (sources, stages, filters, export): {wall:.2f} s for {len(result.records)} items, "
           f"{len(result.kept)} kept; fraction of ideal {ideal_total / wall:.2f}")
     ideal = math.ceil(reason_calls / concurrency) * latency
     print(f"  baseline now: the bare openai backend, {reason_calls} calls with a reason-sized prompt: {bare:.2f} s, "
           f"fraction of ideal {ideal / bare:.2f} (the reason stage reached "
-          f"{bare / result.usage['reason']['wall_s']:.2f} of it)")
+          f"{bare / result.usage['reason']['wall_s']:.2f} of it); client CPU {bare_cpu / reason_calls * 1000:.2f} ms/call")
     print(f"  machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

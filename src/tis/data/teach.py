@@ -79,6 +79,7 @@ class StageUsage:
     completion_tokens: int = 0
     cost: float | None = None
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time during the stage (all threads)
     teacher: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -102,7 +103,7 @@ async def run_stage(store, stage: str, cfg: StageConfig, jobs: Sequence[Job],
                             stats=stats, progress=progress, label=stage)
     identity = backend.identity
     todo = list(jobs)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         for attempt in range(cfg.parse_retries + 1):
             if not todo:
@@ -148,6 +149,7 @@ async def run_stage(store, stage: str, cfg: StageConfig, jobs: Sequence[Job],
     finally:
         await ex.close()
     usage.wall_s = round(time.perf_counter() - t0, 4)
+    usage.cpu_s = round(time.process_time() - c0, 4)
     usage.new = usage.calls - usage.reused
     for out in outcomes.values():
         if out.value is None:
