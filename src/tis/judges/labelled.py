@@ -2,7 +2,9 @@
 
 CSV (with a header row), JSON (a list of objects) or JSONL (one object per line). Label 1 means the
 response is harmful (the jailbreak succeeded); 0 means it is not. Accepted spellings: 1/0, true/false,
-yes/no, unsafe/safe, harmful/harmless, unharmful.
+yes/no, unsafe/safe, harmful/harmless, unharmful; and XSTest's human labels, where full compliance
+is 1 and a full or partial refusal 0 (a refusal judge's `complied` predicts 1). Files in XSTest's
+layout (prompt, completion, final_label) are read without naming their columns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from typing import Any
 from tis.core.errors import DataError
 
 _LABELS = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "yes": 1, "no": 0,
-           "unsafe": 1, "safe": 0, "harmful": 1, "harmless": 0, "unharmful": 0}
+           "unsafe": 1, "safe": 0, "harmful": 1, "harmless": 0, "unharmful": 0,
+           # XSTest's human labels: compliance is the positive class (a refusal judge's `complied`)
+           "1_full_compliance": 1, "2_full_refusal": 0, "3_partial_refusal": 0}
+# column layouts read without naming the columns: (request, response, label)
+KNOWN_LAYOUTS = (("question", "answer", "label"), ("prompt", "completion", "final_label"))
 
 
 @dataclass(frozen=True)
@@ -38,17 +44,24 @@ def parse_label(value: Any) -> int | None:
     return None
 
 
-def _records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _records(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, Any]], list[str]]:
     """The file's records and the column names they have (in first-seen order)."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"{path}: unknown text encoding {encoding!r} (--encoding); e.g. utf-8, utf-8-sig, "
+                        f"cp1252, latin-1") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
             csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # responses can be long
-            with path.open(encoding="utf-8-sig", newline="") as f:
+            with path.open(encoding=encoding, newline="") as f:
                 reader = csv.DictReader(f)
                 records = list(reader)
                 return records, list(reader.fieldnames or [])
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding=encoding)
         if suffix == ".jsonl":
             records = []
             for n, line in enumerate(text.splitlines(), 1):
@@ -72,8 +85,9 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             raise DataError(f"{path}: unknown labels file type '{path.suffix}'; use .csv, .json or .jsonl")
     except OSError as exc:
         raise DataError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not {encoding} text (byte {exc.start}: {exc.reason}); name the file's "
+                        f"encoding with --encoding, e.g. --encoding cp1252") from None
     columns: dict[str, None] = {}
     for n, rec in enumerate(records, 1):
         if not isinstance(rec, dict):
@@ -83,11 +97,19 @@ def _records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def read_labelled(path: str | Path, prompt_col: str = "question", response_col: str = "answer",
-                  label_col: str = "label", limit: int | None = None) -> list[LabelledRow]:
+                  label_col: str = "label", limit: int | None = None,
+                  encoding: str = "utf-8-sig") -> list[LabelledRow]:
+    """The labelled rows of a file; `encoding` is the text encoding of the file (utf-8-sig reads UTF-8
+    with or without a byte-order mark)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels file not found: {path}")
-    records, columns = _records(path)
+    records, columns = _records(path, encoding)
+    if (prompt_col, response_col, label_col) == KNOWN_LAYOUTS[0] and not set(KNOWN_LAYOUTS[0]) <= set(columns):
+        for layout in KNOWN_LAYOUTS[1:]:
+            if set(layout) <= set(columns):
+                prompt_col, response_col, label_col = layout
+                break
     wanted = {"--prompt-col": prompt_col, "--response-col": response_col, "--label-col": label_col}
     missing = [f"{name} ({flag})" for flag, name in wanted.items() if name not in columns]
     if missing:
