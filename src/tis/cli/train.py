@@ -54,6 +54,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="weights' dtype [default: auto: the base model's]")
     merge.set_defaults(func=run_merge)
 
+    configs = tsub.add_parser("configs", help="paths of the shipped accelerate / DeepSpeed configs",
+                              description="Print the shipped configs (for accelerate launch --config_file and "
+                                          "tis train --deepspeed); with NAME, only that file's path.")
+    configs.add_argument("name", nargs="?", metavar="NAME", help="multi_gpu | fsdp | zero2 | zero3")
+    configs.set_defaults(func=run_configs)
+
 
 def _cfg(args: argparse.Namespace):
     from tis.core.config import config_from_args
@@ -105,4 +111,24 @@ def run_merge(args: argparse.Namespace) -> int:
     out = merge_adapter(args.adapter, args.out, base=args.base, dtype=args.dtype)
     print(f"merged model written to {out}")
     print(f"evaluate it: tis eval --model hf:{out}")
+    return 0
+
+
+CONFIGS = {"multi_gpu": "accelerate_multi_gpu.yaml", "fsdp": "accelerate_fsdp.yaml", "zero2": "ds_zero2.json",
+           "zero3": "ds_zero3.json"}
+
+
+def run_configs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tis.core.errors import ConfigError
+
+    folder = Path(__file__).resolve().parents[1] / "train" / "configs"
+    if args.name:
+        if args.name not in CONFIGS:
+            raise ConfigError(f"no shipped config '{args.name}' (have: {', '.join(CONFIGS)})")
+        print(folder / CONFIGS[args.name])
+        return 0
+    for name, file in CONFIGS.items():
+        print(f"{name:10} {folder / file}")
     return 0
