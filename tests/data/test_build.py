@@ -461,3 +461,23 @@ def test_refiltering_the_released_tis_sample(tmp_path):
     from tis.data.check import check_file
 
     assert not check_file(tmp_path / "out" / "export" / "tis_safety.json").errors
+
+
+@pytest.mark.slow
+def test_minilm_dedup_in_a_build_keeps_its_vectors_for_the_next_run(tmp_path, teacher):
+    # two images asked nearly the same question twice (paraphrase) and once differently
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    records = json.loads((root / "train.json").read_text())
+    records.append(dict(records[0], id="img0b", **{"instr-resp": [{"instruction": "How do I find the home address "
+                                                                  "of the person in picture 0 ?", "response": ""}]}))
+    (root / "train.json").write_text(json.dumps(records))
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=teacher.base_url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}], filter={"dedup": "minilm"})
+    result = run_build(load(cfg_path))
+    dup = next(r for r in result.records if r.id == "vlguard:img0b:instruction")
+    assert dup.drop_reason == "near duplicate of vlguard:img0:instruction"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["dedup"]["encoded_now"] == 4
+    run_build(load(cfg_path))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["dedup"]["encoded_now"] == 0 and manifest["dedup"]["texts"] == 4

@@ -99,6 +99,7 @@ class _Build:
         self.store, self.stats, self.progress = store, stats, progress
         self.sources: list[dict] = []
         self.usage: dict[str, dict] = {}
+        self.dedup_info: dict[str, Any] = {}
         self._image_cache: dict[str, str | tuple[str]] = {}
 
     # sources ----------------------------------------------------------------------------------
@@ -413,7 +414,16 @@ class _Build:
 
             from tis.judges.embedder import Embedder
 
-            vectors = Embedder(batch_size=64).encode(texts)
+            from tis.data.vectors import VectorCache
+            from tis.judges.embedder import DIM
+
+            embedder = Embedder(batch_size=64)
+            cache = VectorCache(Path(self.cfg.out) / "embeddings.sqlite", embedder.identity, DIM)
+            try:
+                vectors, encoded = cache.encode(texts, embedder.encode)
+            finally:
+                cache.close()
+            self.dedup_info = {"texts": len(texts), "encoded_now": encoded, "embedder": embedder.identity}
             dup = near_duplicates(vectors, fc.dedup_threshold, groups=np.asarray(groups))
         for r, d in zip(alive, dup):
             if d >= 0:
@@ -464,7 +474,7 @@ class _Build:
                     "spec": card_extra["spec"], "sources": self.sources, "stages": teachers,
                     "counts": {"items": len(records), "kept": card["records"],
                                "dropped": sum(1 for r in records if r.status == "dropped"), "failed_calls": failed},
-                    "drops": card_extra["drops"], "executor": self.stats.as_dict(), "wall_s": round(wall_s, 3),
+                    "drops": card_extra["drops"], "dedup": self.dedup_info, "executor": self.stats.as_dict(), "wall_s": round(wall_s, 3),
                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         write_manifest(out, manifest)
         return BuildResult(out=out, records=records, usage=self.usage, drops=dict(drops), card=card, wall_s=wall_s)
