@@ -481,3 +481,17 @@ def test_minilm_dedup_in_a_build_keeps_its_vectors_for_the_next_run(tmp_path, te
     run_build(load(cfg_path))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["dedup"]["encoded_now"] == 0 and manifest["dedup"]["texts"] == 4
+
+
+def test_parquet_without_embedded_images_points_at_the_images_beside_it(tmp_path, teacher):
+    root = vlguard_train(tmp_path / "vlguard", 2)
+    cfg_path = build_config(tmp_path / "b.yaml", base_url=teacher.base_url, out=tmp_path / "out",
+                            sources=[{"name": "vlguard", "root": str(root)}], export={"embed_images": False})
+    run_build(load(cfg_path))
+    parquet = tmp_path / "out" / "export" / "hf" / "data" / "train-00000-of-00001.parquet"
+    from tis.data.check import check_file
+    from tis.train.data import load_set
+
+    assert not check_file(parquet).errors  # the paths resolve from the parquet file's folder
+    loaded = load_set(str(parquet))
+    assert len(loaded.records) == 3 and [im.size for im in loaded.records[0].open_images()] == [(24, 24)]

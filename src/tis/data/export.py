@@ -14,7 +14,8 @@ Layout written (the export folder):
     hf/data/train-00000-of-00001.parquet
                              messages: [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": Q}]},
                                         {"role": "assistant", "content": [{"type": "text", "text": "<think>..."}]}]
-                             images: [{"bytes": ..., "path": "<sha16>.png"}] (the `datasets` Image feature)
+                             images: [{"bytes": ..., "path": "<sha16>.png"}] (the `datasets` Image feature;
+                             with embed_images false: no bytes, "../../images/<sha16>.png")
     lineage.jsonl            one line per record, same order: id, source, label, decision, lineage
     README.md, card.json     the dataset card
 
@@ -103,7 +104,7 @@ class _Parquet:
         self.rows: list[dict] = []
 
     def add(self, messages: list, images: list[tuple[Path, str]]) -> None:
-        cells = [{"bytes": src.read_bytes() if self.embed else None, "path": name if self.embed else f"../images/{name}"}
+        cells = [{"bytes": src.read_bytes() if self.embed else None, "path": name if self.embed else f"../../images/{name}"}
                  for src, name in images]
         self.rows.append({"messages": messages, "images": cells})
         if len(self.rows) >= _ROWS_PER_GROUP:
