@@ -113,3 +113,14 @@ def test_thought_answer_mismatch_by_a_judge(tmp_path):
         report = check_file(path, judge=judge)
     mism = [f for f in report.errors if f.kind == "mismatch (judge)"]
     assert [f.index for f in mism] == [1] and "refused" in mism[0].detail and "complied" in mism[0].detail
+
+
+def test_sources_and_spec_commands(capsys):
+    assert main(["data", "sources", "--json"]) == 0
+    names = [e["name"] for e in json.loads(capsys.readouterr().out)]
+    assert names == ["folder", "mis", "sharegpt", "spa-vl", "typographic", "vlguard"]
+    assert main(["data", "spec"]) == 0
+    import yaml
+
+    spec = yaml.safe_load(capsys.readouterr().out)
+    assert len(spec["categories"]) >= 11
