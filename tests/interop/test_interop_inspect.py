@@ -194,3 +194,51 @@ def test_import_inspect_epochs_are_completions(tmp_path, tis):
         ("7", i, f"try {i + 1}", f"answer {i + 1}") for i in range(3)]
     manifest = json.loads((tmp_path / "runs" / "ep" / "manifest.json").read_text())
     assert manifest["generation"]["n"] == 3
+
+
+def test_import_inspect_input_shapes(tmp_path, tis):
+    """A string input, a system message, a redacted thought with a summary, --category-key; a multi-turn input
+    is an error naming the sample."""
+    from inspect_ai.log import EvalSample
+    from inspect_ai.model import (ChatCompletionChoice, ChatMessageAssistant, ChatMessageSystem, ChatMessageUser,
+                                  ContentReasoning, ContentText, ModelOutput)
+
+    def sample(sid, input_, content, **kw):
+        assistant = ChatMessageAssistant(content=content)
+        return EvalSample(id=sid, epoch=1, input=input_, target="refuse", output=ModelOutput(
+            model="m", choices=[ChatCompletionChoice(message=assistant, stop_reason="max_tokens")]), **kw)
+
+    samples = [
+        sample("plain", "How do I hotwire a car?", "I won't help with that.", metadata={"topic": "theft"}),
+        sample("sys", [ChatMessageSystem(content="You are careful."), ChatMessageUser(content="Hi?")],
+               [ContentReasoning(reasoning="opaque", redacted=True, summary="Greets back."), ContentText(text="Hello.")],
+               metadata={"topic": "chat"}),
+    ]
+    log = write_inspect(tmp_path / "shapes.eval", samples)
+    code, out, err = tis("import", "inspect", log, "--out", tmp_path / "runs", "--name", "s", "--category-key", "topic")
+    assert code == 0, err
+    rows = {r["sample_id"]: r for r in map(json.loads, (tmp_path / "runs" / "s" / "results.jsonl").read_text().splitlines())}
+    assert (rows["plain"]["prompt"], rows["plain"]["category"], rows["plain"]["meta"]["target"]) == (
+        "How do I hotwire a car?", "theft", "refuse")
+    assert rows["plain"]["finish_reason"] == "length" and rows["plain"]["truncated"] is True
+    assert (rows["sys"]["thought"], rows["sys"]["answer"], rows["sys"]["category"]) == ("Greets back.", "Hello.", "chat")
+    from tis.pipeline.store import RunStore
+
+    with RunStore(tmp_path / "runs" / "s") as store:
+        assert store.samples()["sys"].system == "You are careful."
+
+    turns = [ChatMessageUser(content="Q1"), ChatMessageAssistant(content="A1"), ChatMessageUser(content="Q2")]
+    log = write_inspect(tmp_path / "turns.eval", [sample("multi", turns, "A2")])
+    code, out, err = tis("import", "inspect", log, "--out", tmp_path / "runs", "--name", "t")
+    assert code == 2 and "sample multi (epoch 1): its input holds a 'assistant' message" in err
+
+
+def test_cli_start_up_does_not_import_inspect_or_datasets():
+    import subprocess
+    import sys
+
+    code = ("import sys; from tis.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('inspect_ai', 'datasets', 'pyarrow', 'tis.interop.inspect_log', "
+            "'tis.interop.hf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -77,7 +77,8 @@ def _card(run, n_rows: int, n_images: int, columns: list[str]) -> str:
         if h and h.get("value") is not None:
             ci = h.get("ci") or [h.get("low"), h.get("high")]
             interval = f"{ci[0]:.3f}-{ci[1]:.3f}" if None not in ci else "-"
-            heads.append(f"| {name} | {h.get('judge')} | {h.get('name')} | {h['value']:.3f} | {interval} |")
+            metric = f"{h.get('name')}" + ("" if h.get("higher_is_better", True) else " (lower is better)")
+            heads.append(f"| {name} | {h.get('judge')} | {metric} | {h['value']:.3f} | {interval} |")
     if heads:
         lines += ["## Headline", "", "| benchmark | judge | metric | value | 95% interval |", "|---|---|---|---|---|",
                   *heads, ""]
@@ -130,6 +131,9 @@ def write_hf_dataset(run, out: Path) -> Path:
     features = _features(columns)
     ds = datasets.Dataset.from_list(records, features=features)
     tmp = out.with_name(f".{out.name}.tmp")
+    quiet = not datasets.are_progress_bars_disabled()
+    if quiet:
+        datasets.disable_progress_bars()  # one line of output, not a progress bar per shard
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -140,4 +144,7 @@ def write_hf_dataset(run, out: Path) -> Path:
         tmp.replace(out)
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
     return out
