@@ -130,3 +130,14 @@ def test_the_shipped_deepspeed_and_accelerate_configs_parse():
     assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_version"] == 2
     multi = yaml.safe_load((configs / "accelerate_multi_gpu.yaml").read_text())
     assert multi["distributed_type"] == "MULTI_GPU"
+
+
+def test_asking_for_a_logger_that_is_not_installed_says_what_to_install(tiny_vlm_dirs, short_set, tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    rc = main(["train", "--model", str(tiny_vlm_dirs["llava"]), "--data", str(short_set), "--out", str(tmp_path / "o"),
+               "--report-to", "wandb"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--report-to wandb: the wandb package is not installed (pip install wandb)" in err

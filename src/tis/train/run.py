@@ -142,7 +142,10 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     """Run `tis train` for a config. `log(message)` receives one-line progress notes (default: stderr)."""
     from tis.core.console import console
 
-    say = log or (lambda msg: console.print(msg, markup=False, highlight=False, soft_wrap=True))
+    import os
+
+    main_process = os.environ.get("RANK", "0") == "0"  # under accelerate launch, one process speaks
+    say = log or (lambda msg: main_process and console.print(msg, markup=False, highlight=False, soft_wrap=True))
     if not cfg.out:
         raise ConfigError("--out is required: the folder the adapter or model is written to")
     if not cfg.data:
@@ -288,16 +291,17 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
         return TrainResult(out=out, kind="stopped", steps=trainer.state.global_step, train_loss=None,
                            eval_loss=eval_loss, manifest={})
     trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
     kind = "adapter" if peft_config is not None else "full"
-    if kind == "adapter":
-        _name_base(out, base)
+    if trainer.args.should_save:
+        processor.save_pretrained(str(out))
+        if kind == "adapter":
+            _name_base(out, base)
     train_losses = [r["loss"] for r in metrics.rows if "loss" in r]
     manifest = {
         "kind": kind,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "base_model": _identity(base, model_type, hf_config),
-        "output": {"path": str(out), "fingerprint": _output_fingerprint(out)},
+        "output": {"path": str(out), "fingerprint": _output_fingerprint(out) if trainer.args.should_save else None},
         "data": {"sets": mixture.sets, "train_samples": len(train_prep.kept),
                  "eval_samples": len(eval_prep.kept) if eval_prep else 0, "train_tokens": train_prep.tokens,
                  "length": train_prep.counts, "skipped_bad": len(mixture.problems) + train_prep.counts["bad"]},
