@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from tis import __version__
 
 # sub-command modules under tis.cli, each with add_commands(subparsers)
-COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop", "data", "train")
+COMMAND_MODULES = ("eval", "benchmarks", "judges", "models", "report", "interop", "data", "train", "study")
 
 
 class CommandImportError(Exception):

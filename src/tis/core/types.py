@@ -58,6 +58,9 @@ class Sample(Frozen):
     meta: dict[str, Any] = Field(default_factory=dict)
     #: the judge rubric its benchmark declares for it (None: the judge's default)
     rubric: str | None = None
+    #: text the assistant turn starts with (a prefilled thought opening); the model continues it and
+    #: the completion's text begins with it
+    prefill: str | None = None
 
     @property
     def text(self) -> str:

@@ -10,6 +10,9 @@ JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",
 JUDGES.register("offline", "tis.judges.offline:OfflineJudge",
                 "offline classifier on MiniLM embeddings trained from human labels (JAILJUDGE); "
                 "unsafe / safe with P(unsafe); optional argument: a weights file")
+JUDGES.register("reference", "tis.judges.reference:ReferenceJudge",
+                "capability: correct / incorrect against the item's reference answer (exact, multiple choice, "
+                "yes/no)")
 JUDGES.register("llm", "tis.judges.spec:llm_judge",
                 "an LLM judge on any backend with per-benchmark rubric files: "
                 "llm:openai:MODEL@BASE_URL[?key_env=VAR&rubric=NAME] or llm:hf:FOLDER (see docs/judges.md)")

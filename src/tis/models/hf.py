@@ -223,7 +223,8 @@ class HFBackend(ModelBackend):
             gen_kwargs.update(temperature=params.temperature, top_p=params.top_p)
         budget = None
         if params.max_thought_tokens is not None and params.max_thought_tokens < params.max_tokens:
-            budget = self._thought_budget(params.max_thought_tokens, texts, n_run, inputs["input_ids"].shape[1])
+            budget = self._thought_budget(params.max_thought_tokens, texts, n_run, inputs["input_ids"].shape[1],
+                                         [s.prefill or "" for s in samples])
             gen_kwargs["logits_processor"] = [budget]
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -246,14 +247,18 @@ class HFBackend(ModelBackend):
                              budget_hit=budget is not None and i * n_run + j in budget.hit)
                 for j in range(n_run)
             ]
+            prefill = samples[i].prefill
+            if prefill:  # the completion's text begins with what the turn was started with
+                outputs = [o.model_copy(update={"text": prefill + o.text}) for o in outputs]
             results.append(outputs if sampling else outputs * params.n)
         return results
 
     def encode(self, samples: list[Sample]) -> tuple[dict[str, Any], list[str]]:
         """A batch's model inputs (on the model's device, left-padded) and the prompts they render."""
         processor, model = self._processor, self._model
+        # a prefill continues the assistant turn the generation prompt opens
         texts = [processor.apply_chat_template(sample_messages(s), add_generation_prompt=True, tokenize=False)
-                 for s in samples]
+                 + (s.prefill or "") for s in samples]
         per_sample = [[open_image(part) for part in s.images] for s in samples]
         images: list[Any] | None
         if self._model_type in _IMAGES_PER_SAMPLE:
@@ -271,7 +276,8 @@ class HFBackend(ModelBackend):
         }
         return inputs, texts
 
-    def _thought_budget(self, max_thought_tokens: int, texts: list[str], n_run: int, prompt_len: int) -> Any:
+    def _thought_budget(self, max_thought_tokens: int, texts: list[str], n_run: int, prompt_len: int,
+                       prefills: list[str] | None = None) -> Any:
         if not self.thought_close.strip():
             raise ConfigError("max_thought_tokens needs the thought format's closing tag (thought_close); "
                               "this format has none")
@@ -281,7 +287,10 @@ class HFBackend(ModelBackend):
             raise ConfigError(f"the closing tag '{self.thought_close}' encodes to no tokens with this model's tokenizer")
         opened = self.thought_open.strip()
         # a template that ends with the opening tag (Qwen3-VL Thinking) starts the thought itself
-        prefilled = [bool(opened) and t.rstrip().endswith(opened) for t in texts for _ in range(n_run)]
+        # so does a prefill that opens the thought without closing it
+        close = self.thought_close.strip()
+        prefilled = [bool(opened) and (t.rstrip().endswith(opened) or (opened in p and close not in p.rsplit(opened, 1)[1]))
+                     for t, p in zip(texts, prefills or [""] * len(texts)) for _ in range(n_run)]
         return ThoughtBudget(max_thought_tokens, close_ids, prompt_len, prefilled=prefilled,
                              thought_open=opened, thought_close=self.thought_close.strip(),
                              decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),

@@ -376,6 +376,11 @@ class OpenAIBackend(ModelBackend):
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        if sample.prefill:
+            # the assistant turn starts with the prefill and the model continues it (vLLM / SGLang)
+            body["messages"].append({"role": "assistant", "content": sample.prefill})
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         body.update(self.extra_body)
         return body
 
@@ -394,6 +399,13 @@ class OpenAIBackend(ModelBackend):
         return [await self._complete(sample, params) for sample in samples]
 
     async def _complete(self, sample: Sample, params: GenerationParams) -> list[ModelOutput]:
+        outputs = await self._request(sample, params)
+        if sample.prefill:  # the completion's text begins with what the turn was started with
+            outputs = [o if o.text.startswith(sample.prefill) else o.model_copy(update={"text": sample.prefill + o.text})
+                       for o in outputs]
+        return outputs
+
+    async def _request(self, sample: Sample, params: GenerationParams) -> list[ModelOutput]:
         data = json.dumps(self.payload(sample, params), ensure_ascii=False).encode("utf-8")
         session = self._ensure_session()
         replica = self._pick()

@@ -218,8 +218,20 @@ class VLLMEngineBackend(ModelBackend):
         sp = SamplingParams(n=n_run, temperature=params.temperature, top_p=params.top_p if sampling else 1.0,
                             max_tokens=params.max_tokens, seed=params.seed)
         conversations = [self.messages(s) for s in samples]
+        chat_kwargs: dict[str, Any] = {}
+        prefilled = [bool(s.prefill) for s in samples]
+        if any(prefilled) and not all(prefilled):  # one chat call continues all its turns or none
+            merged: dict[int, list[ModelOutput]] = {}
+            for flag in (True, False):
+                group = [i for i, f in enumerate(prefilled) if f is flag]
+                merged.update(zip(group, self._generate_sync([samples[i] for i in group], params)))
+            return [merged[i] for i in range(len(samples))]
+        if all(prefilled):  # the assistant turn starts with the prefill and the model continues it
+            for conv, s in zip(conversations, samples):
+                conv.append({"role": "assistant", "content": s.prefill})
+            chat_kwargs = {"add_generation_prompt": False, "continue_final_message": True}
         try:
-            results = self._llm.chat(conversations, sp, use_tqdm=False)
+            results = self._llm.chat(conversations, sp, use_tqdm=False, **chat_kwargs)
         except ValueError as exc:  # vLLM reports a prompt over max_model_len or a bad image this way
             raise ModelError(f"vLLM refused the batch: {' '.join(str(exc).split())}", retryable=False) from exc
         outputs: list[list[ModelOutput]] = []
@@ -230,5 +242,8 @@ class VLLMEngineBackend(ModelBackend):
                             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(c.token_ids)))
                 for c in result.outputs
             ]
+            if chat_kwargs:
+                prefill = samples[len(outputs)].prefill or ""
+                outs = [o.model_copy(update={"text": prefill + o.text}) for o in outs]
             outputs.append(outs if sampling else outs * params.n)
         return outputs

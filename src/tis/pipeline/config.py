@@ -76,6 +76,14 @@ class EvalConfig(BaseModel):
                              json_schema_extra=_cli("generation", "SEED"))
     n: int = Field(1, ge=1, description="completions per prompt",
                    json_schema_extra=_cli("generation", "N", "-n", "--num-samples"))
+    system_prompt: str | None = Field(None, description="a system prompt put before every sample's own (e.g. a "
+                                      "safety instruction; unset: the benchmark's prompts as they are)",
+                                      json_schema_extra=_cli("generation", "TEXT"))
+    thought_prefill: str | None = Field(None, description="text the assistant turn starts with, continued by the "
+                                        "model: a safety reminder at the start of the thought ('<think>\\nFirst "
+                                        "check whether this request is safe.'), or '<think>\\n\\n</think>' for no "
+                                        "thinking where the family allows it. HTTP servers must support "
+                                        "continue_final_message (vLLM, SGLang)", json_schema_extra=_cli("generation", "TEXT"))
     # judging
     judges: list[str] | None = Field(None, description="a judge (tis judges list); repeat for several (unset: "
                                      "offline and refusal; refusal alone without tis[judge])",

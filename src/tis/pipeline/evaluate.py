@@ -107,8 +107,11 @@ def run_name(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, params: G
     directory, so the full run pays only for the samples the pilot did not have. The digest keeps
     its old form (limit and sample unset), so a full run's directory keeps its name.
     """
-    digest = content_hash({"model": backend.identity, "benchmark": _benchmark_what(bench), "params": params.identity(),
-                           "n": params.n, "limit": None, "sample": None, "sample_seed": 0})
+    what = {"model": backend.identity, "benchmark": _benchmark_what(bench), "params": params.identity(),
+            "n": params.n, "limit": None, "sample": None, "sample_seed": 0}
+    if cfg.system_prompt or cfg.thought_prefill:  # only when set, so earlier runs keep their names
+        what["prompting"] = {"system_prompt": cfg.system_prompt, "thought_prefill": cfg.thought_prefill}
+    digest = content_hash(what)
     model = re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.model.split(":", 1)[-1].rstrip("/").split("/")[-1] or cfg.model)
     return f"{bench.name}-{model}-{digest[:8]}"
 
@@ -117,8 +120,11 @@ def run_identity(cfg: EvalConfig, backend: ModelBackend, bench: Benchmark, param
     """What a run directory holds results of: digests of the model, the benchmark and the generation
     settings (not the sample set, the number of completions, the judges or the thought format, which
     a re-run in the same directory may change)."""
+    generation = params.identity()
+    if cfg.system_prompt or cfg.thought_prefill:
+        generation = {**generation, "system_prompt": cfg.system_prompt, "thought_prefill": cfg.thought_prefill}
     return {"model": content_hash(backend.identity)[:16], "benchmark": content_hash(_benchmark_what(bench))[:16],
-            "generation": content_hash(params.identity())[:16], "model_spec": cfg.model, "benchmark_name": bench.name}
+            "generation": content_hash(generation)[:16], "model_spec": cfg.model, "benchmark_name": bench.name}
 
 
 def check_reuse(run_dir: Path, identity: dict, *, force: bool) -> None:
@@ -145,6 +151,21 @@ def check_reuse(run_dir: Path, identity: dict, *, force: bool) -> None:
         raise ConfigError(f"{run_dir} holds a run of {held}; this run has another "
                           f"{' and '.join('generation settings' if d == 'generation' else d for d in differs)}. "
                           f"Use another --name, or --force to replace its outputs")
+
+
+def apply_prompting(samples: list, cfg: EvalConfig) -> list:
+    """The samples with the run's system prompt (before each sample's own) and thought prefill."""
+    if not (cfg.system_prompt or cfg.thought_prefill):
+        return samples
+    out = []
+    for s in samples:
+        update: dict[str, Any] = {}
+        if cfg.system_prompt:
+            update["system"] = cfg.system_prompt + (f"\n\n{s.system}" if s.system else "")
+        if cfg.thought_prefill:
+            update["prefill"] = cfg.thought_prefill
+        out.append(s.model_copy(update=update))
+    return out
 
 
 def _first(*values):
@@ -191,6 +212,7 @@ async def evaluate_async(cfg: EvalConfig) -> RunOutcome:
     samples = select(bench.samples(skip_bad=cfg.skip_bad, problems=problems), limit=cfg.limit,
                      sample=cfg.sample, seed=cfg.sample_seed)
     samples = prepare_images(samples, skip_bad=cfg.skip_bad, problems=problems)
+    samples = apply_prompting(samples, cfg)
     if not samples:
         raise ConfigError(f"benchmark '{bench.name}' gave no usable samples with these options")
 
@@ -223,6 +245,8 @@ async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_spec
             "thought_format": thought_format,
             "thought_format_spec": fmt.model_dump(mode="json"),  # re-splitting needs no profile file
             "run_identity": identity,
+            "prompting": {"system_prompt": cfg.system_prompt, "thought_prefill": cfg.thought_prefill}
+            if cfg.system_prompt or cfg.thought_prefill else None,
             "profile": profile.name if profile else None,
             "base_profile": profile.base if profile else None,
             "selection": {"limit": cfg.limit, "sample": cfg.sample, "sample_seed": cfg.sample_seed,

@@ -399,6 +399,8 @@ def read_manifest(run_dir: Path) -> dict:
 def prompt_identity(sample: Sample) -> list:
     """The messages a model sees, with images as their hashes (never their pixels or paths)."""
     parts = [p.text if p.type == "text" else {"image": p.sha256} for p in sample.content]
+    if sample.prefill:  # left out when unset, so keys made before prefills existed still match
+        return [sample.system, parts, {"prefill": sample.prefill}]
     return [sample.system, parts]
 
 

@@ -49,6 +49,8 @@ BENCHMARKS.register("mis", "tis.sources.mis:MIS",
                     "MIS test, two images per question (easy, hard, real)")
 BENCHMARKS.register("custom", "tis.sources.custom:CustomJSONL",
                     "your own set: one JSON object per line (id, prompt, images, category, group)")
+BENCHMARKS.register("capability", "tis.sources.capability:CapabilitySet",
+                    "general capability: JSONL items with reference answers (exact / multiple-choice / yes-no)")
 
 
 def load_entry_points() -> list[str]:
