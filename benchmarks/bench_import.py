@@ -116,8 +116,12 @@ def main() -> None:
         print(f"read log (inspect_ai read_eval_log): {t1 - t0:6.2f}s")
         print(f"samples -> completions:              {t2 - t1:6.2f}s")
         print(f"split + store + results files:       {t3 - t2:6.2f}s")
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         print(f"import: {outcome.completions} completions ({outcome.with_thought} with a thought, "
-              f"{outcome.split_sources}) in {total:.2f}s = {outcome.completions / total:,.0f} samples/s")
+              f"{outcome.split_sources}) in {total:.2f}s = {outcome.completions / total:,.0f} samples/s; "
+              f"peak resident memory so far {peak:,.0f} MiB")
         jsonl_import(tmp, completions)
         if args.judge:
             from tis.pipeline.evaluate import rejudge
