@@ -163,3 +163,34 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (4, 4), "green").save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("embed", [True, False])
+def test_a_tis_data_export_reads_as_sharegpt_and_as_its_parquet_folder(tmp_path, embed):
+    pytest.importorskip("pyarrow")
+    import hashlib
+
+    from PIL import Image
+
+    from tis.data.export import export
+    from tis.data.records import BuiltRecord
+
+    records = []
+    for i in range(3):
+        img = tmp_path / f"src{i}.png"
+        Image.new("RGB", (6 + i, 6), "red").save(img)
+        records.append(BuiltRecord(id=f"r{i}", source="folder", source_id=str(i), images=[str(img)],
+                                   image_sha256=[hashlib.sha256(img.read_bytes()).hexdigest()],
+                                   question=f"question {i}", thought=f"thought {i}", answer=f"answer {i}",
+                                   status="kept"))
+    export(records, tmp_path / "export", name="tis_safety", embed_images=embed)
+    via_info = load_set(str(tmp_path / "export"))
+    via_parquet = load_set(str(tmp_path / "export" / "hf"))
+    assert via_info.layout == "sharegpt" and via_parquet.layout == "parquet"
+    for ds in (via_info, via_parquet):
+        assert len(ds.records) == 3 and not ds.problems
+        rec = ds.records[2]
+        assert part_text(rec.messages[0]) == "question 2" and rec.messages[0]["content"][0] == {"type": "image"}
+        text = part_text(rec.messages[1])
+        assert "thought 2" in text and text.rstrip().endswith("answer 2") and "</think>" in text
+        assert rec.open_images()[0].size == (8, 6)

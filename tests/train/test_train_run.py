@@ -97,8 +97,10 @@ def test_a_lora_and_a_merged_output_load_in_tis_evaluate_as_new_models(tiny_vlm_
     base = tiny_vlm_dirs["llava"]
     out = tmp_path / "lora"
     rc = main(["train", "--model", str(base), "--data", str(short_set), "--out", str(out), "--max-steps", "2",
-               "--max-length", "256", "--no-progress", "--lr", "1e-2"])
+               "--max-length", "256", "--no-progress", "--lr", "1e-2", "--train-projector"])
     assert rc == 0
+    # the projector trains in full beside the adapter; the vision tower stays frozen
+    assert json.loads((out / "adapter_config.json").read_text())["modules_to_save"] == ["model.multi_modal_projector"]
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["kind"] == "adapter" and manifest["steps"] == 2
     assert manifest["base_model"]["path"] == str(base.resolve()) and len(manifest["base_model"]["fingerprint"]) == 64

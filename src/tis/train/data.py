@@ -232,12 +232,27 @@ def _rows(path: Path, name: str | None, spec: str) -> tuple[list[Any], str, Path
         raise ConfigError(f"--data {spec}: {path} holds no dataset_info.json, datasets folder, JSON, JSONL or "
                           "Parquet file")
     if candidates[0].suffix == ".parquet":
-        rows = [r for f in candidates for r in _file_rows(f, spec)]
+        # a relative image path in a Parquet row is relative to that file's folder
+        rows = [_anchor(r, f.parent) for f in candidates for r in _file_rows(f, spec)]
         return rows, "parquet", path, candidates, None
     if len(candidates) > 1:
         raise ConfigError(f"--data {spec}: {path} holds several data files ({', '.join(c.name for c in candidates)});"
                           " name the file")
     return _file_rows(candidates[0], spec), _layout_of(candidates[0]), path, candidates, None
+
+
+def _anchor(row: Any, folder: Path) -> Any:
+    """The row with its relative image paths (those without bytes) made absolute against `folder`."""
+    if not isinstance(row, dict) or not isinstance(row.get("images"), list):
+        return row
+    fixed = []
+    for ref in row["images"]:
+        if isinstance(ref, dict) and not ref.get("bytes") and isinstance(ref.get("path"), str):
+            ref = {**ref, "path": str((folder / ref["path"]).resolve())}
+        elif isinstance(ref, str):
+            ref = str((folder / ref).resolve())
+        fixed.append(ref)
+    return {**row, "images": fixed}
 
 
 def _layout_of(path: Path) -> str:
