@@ -168,7 +168,7 @@ def write_imported_run(run_dir: str | Path, completions: Iterable[ImportedComple
             "judges": [],
             "generation": params.model_dump(),
             "thought_format": fmt.name,
-            "thought_format_spec": fmt.model_dump(),
+            "thought_format_spec": fmt.model_dump(mode="json"),
             "profile": None,
             "base_profile": None,
             "selection": {"limit": None, "sample": None, "sample_seed": None, "samples": len(samples),
