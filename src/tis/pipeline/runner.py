@@ -120,6 +120,8 @@ class Runner:
         by_id = {s.id: s for s in samples}
         split = split_generation(self.thought_format)
         with Progress(self.show_progress) as progress:
+            progress.add_total("generate", 0)  # the bars in pipeline order
+            progress.add_total("judge", 0)
             judging = JudgingExecutor(self.store, self.judges, stats=self.stats, progress=progress)
             judging.start(load=False)
             generating = GenerationExecutor(self.store, self.backend, self.params, split=split,
