@@ -9,8 +9,9 @@ Both give the same guarantees, so no pipeline re-implements them:
 
 - **caching by content key**: a request whose key is stored with status `ok` is not sent; its
   stored record is handed back as if it had just been made (counted as reused);
-- **resume after SIGKILL**: each record is committed the moment it exists; running the same
-  requests again sends only what is missing (a `failed` record is tried again);
+- **resume after SIGKILL**: each record is committed as soon as it exists (with the others made in
+  the same event-loop turn); running the same requests again sends only what is missing (a
+  `failed` record is tried again);
 - **bounded concurrency**: at most `concurrency` calls in flight (and no more than the backend's
   `max_concurrency` / a judge's `max_concurrency`); local backends with `batch_size > 1` get their
   requests gathered by the one micro-batcher (`tis.core.batching.MicroBatcher`);
@@ -267,12 +268,14 @@ class GenerationExecutor:
         self._batcher = None
         self._connection_failures = 0
         self._down: ServerUnreachable | None = None
-        self.first_call: asyncio.Event | None = None  # set when the first model call has gone out
+        self._first_call_event: asyncio.Event | None = None
 
-    def _first_call(self) -> asyncio.Event:
-        if self.first_call is None:
-            self.first_call = asyncio.Event()
-        return self.first_call
+    @property
+    def first_call(self) -> asyncio.Event:
+        """Set when the first model call has gone out."""
+        if self._first_call_event is None:
+            self._first_call_event = asyncio.Event()
+        return self._first_call_event
 
     # the public call --------------------------------------------------------------------------
     async def run(self, requests: Iterable[GenerationRequest],
@@ -364,7 +367,7 @@ class GenerationExecutor:
     async def _generate_batch(self, samples: list[Sample]) -> list[list[ModelOutput]]:
         self.stats.model_calls += 1
         call = asyncio.ensure_future(self.backend.generate(samples, self.params))
-        self._first_call().set()
+        self.first_call.set()
         return await call
 
     async def _call(self, sample: Sample) -> list[ModelOutput]:
@@ -372,7 +375,7 @@ class GenerationExecutor:
             return await self._batcher.submit(sample)
         self.stats.model_calls += 1
         call = asyncio.ensure_future(self.backend.generate([sample], self.params))
-        self._first_call().set()
+        self.first_call.set()
         [outputs] = await call
         return outputs
 

@@ -134,7 +134,7 @@ class Runner:
 
             async def load_judges_once_calls_are_out() -> None:
                 # the judges load while the first generations are in flight (not before they are sent)
-                await generating._first_call().wait()
+                await generating.first_call.wait()
                 await asyncio.sleep(0.05)
                 judging.load()
 
