@@ -126,3 +126,13 @@ def test_a_server_that_dies_mid_run_stops_the_run_early_and_the_same_command_res
         resumed = subprocess.run(argv, capture_output=True, text=True, env=env)
         assert resumed.returncode == 0, resumed.stderr
         assert again.requests.total == n - done, resumed.stderr  # only what was not stored
+
+
+def test_a_name_reused_with_another_system_prompt_is_refused(tmp_path):
+    data = write_set(tmp_path / "set.jsonl", 2)
+    with LoopbackServer() as srv:
+        common = dict(model="openai:loopback", base_url=[srv.base_url], benchmark="custom", data=str(data),
+                      judges=["refusal"], out=str(tmp_path / "runs"), name="p", progress=False, report=False)
+        tis.evaluate(**common)
+        with pytest.raises(ConfigError, match="another generation settings"):
+            tis.evaluate(system_prompt="Think about safety first.", **common)
