@@ -257,8 +257,8 @@ class HFBackend(ModelBackend):
         """A batch's model inputs (on the model's device, left-padded) and the prompts they render."""
         processor, model = self._processor, self._model
         # a prefill continues the assistant turn the generation prompt opens
-        texts = [processor.apply_chat_template(sample_messages(s), add_generation_prompt=True, tokenize=False)
-                 + (s.prefill or "") for s in samples]
+        texts = [self._with_prefill(processor.apply_chat_template(sample_messages(s), add_generation_prompt=True,
+                                                                   tokenize=False), s.prefill) for s in samples]
         per_sample = [[open_image(part) for part in s.images] for s in samples]
         images: list[Any] | None
         if self._model_type in _IMAGES_PER_SAMPLE:
@@ -275,6 +275,16 @@ class HFBackend(ModelBackend):
             for k, v in inputs.items() if hasattr(v, "to")
         }
         return inputs, texts
+
+    def _with_prefill(self, text: str, prefill: str | None) -> str:
+        """The prompt continued by the prefill; a template that opened the thought itself (Qwen3-VL
+        Thinking) does not get the prefill's opening tag a second time."""
+        if not prefill:
+            return text
+        opened = self.thought_open.strip()
+        if opened and text.rstrip().endswith(opened) and prefill.lstrip().startswith(opened):
+            return text + prefill.lstrip()[len(opened):].lstrip("\n")
+        return text + prefill
 
     def _thought_budget(self, max_thought_tokens: int, texts: list[str], n_run: int, prompt_len: int,
                        prefills: list[str] | None = None) -> Any:

@@ -356,6 +356,22 @@ def check_study(study: StudyFile, path: Path) -> None:
         raise ConfigError(f"{path}: defences: a defence is named twice")
     builds = [b.name for b in study.data_builds]
     _unique(path, "data_builds", builds)
+    from tis.core.config import _check_keys
+    from tis.data.config import BuildConfig
+
+    for i, b in enumerate(study.data_builds):
+        where = f"data_builds.{i}.config"
+        if isinstance(b.config, dict):
+            _check_keys(BuildConfig, b.config, path, ("data_builds", str(i), "config"))
+            try:
+                BuildConfig.model_validate(b.config)
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                raise ConfigError(f"{path}: {where}.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        else:
+            file = Path(b.config) if Path(b.config).is_absolute() else path.parent / b.config
+            if not file.is_file():
+                raise ConfigError(f"{path}: {where}: no build config file {file}")
     sets = [s.name for s in study.training_sets]
     _unique(path, "training_sets", sets)
     for i, s in enumerate(study.training_sets):
