@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo study-demo test install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ install-dev: $(BIN)/python
 # Install, build the offline demo model (once), evaluate SafeBench-Tiny, print the run directory.
 demo: install
 	$(BIN)/tis eval
+
+# Install (with the train extra), then the whole study loop offline: the demo model on SafeBench-Tiny,
+# LoRA on the 70-record TiS sample, evaluated again, tables and report (docs/study.md).
+study-demo: $(BIN)/python
+	$(BIN)/pip install -q -e ".[local,judge,train]"
+	$(BIN)/tis study run demo
 
 # Install with the test extras and run the whole suite.
 test: install-dev
