@@ -177,3 +177,12 @@ def test_imported_lmms_eval_and_vlmevalkit_results(server, study_file, tmp_path)
     assert next(iter(run.summary.benchmarks.values())).overall.headline.value == 0.5
     mit = (out / "tables" / "mitigation.md").read_text()
     assert "capability" in mit
+
+
+def test_served_cells_run_side_by_side(server, study_file, tmp_path):
+    out = tmp_path / "out"
+    path = study_file(server.base_url)
+    outcome = run_study(load_plan(path, out=out), progress=False, jobs=4, write=lambda line: None)
+    assert not outcome.failed and len(outcome.ran) == 24
+    assert list(outcome.results) == [c.id for c in load_plan(path, out=out).cells]  # reported in plan order
+    assert all(v["status"] == "done" for v in read_state(out).values())

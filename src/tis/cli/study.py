@@ -29,6 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true", help="print the plan (cells, model calls, training runs) only")
     run.add_argument("--only", action="append", metavar="TEXT",
                      help="run only cells whose id contains TEXT (e.g. eval:, train:, a model name); repeatable")
+    run.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                     help="evaluations of served models (openai:...) run up to N at once, beside the local cells "
+                          "[default: 1]")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     run.set_defaults(func=run_cmd)
     plan = ssub.add_parser("plan", help="print the plan (the same as run --dry-run)")
@@ -54,13 +57,22 @@ def run_cmd(args: argparse.Namespace) -> int:
         return plan_cmd(args)
     from tis.study.runner import load_plan, run_study
 
+    if args.jobs < 1:
+        from tis.core.errors import ConfigError
+
+        raise ConfigError("--jobs must be 1 or more")
     plan = load_plan(args.study, out=args.out)
-    outcome = run_study(plan, progress=args.progress, only=args.only)
+    outcome = run_study(plan, progress=args.progress, only=args.only, jobs=args.jobs)
     print(f"study {plan.study.name}: {len(outcome.ran)} cell(s) run, {len(outcome.failed)} failed or blocked, "
           f"{outcome.model_calls} model calls, {outcome.wall_s:.1f} s")
     for cid in outcome.failed:
         print(f"  {cid}: {outcome.results[cid].status} — {outcome.results[cid].error}")
     if outcome.tables:
+        for name, title in (("mitigation", "mitigation (mean per group)"),
+                            ("thought-refusal", "closed thoughts and refusals (95% intervals)")):
+            table = outcome.tables.get(name)
+            if table is not None and table.is_file():
+                print(f"\n{title}:\n{table.read_text(encoding='utf-8')}")
         print(f"tables: {plan.out / 'tables'}  (markdown, LaTeX, CSV); summary: {plan.out / 'study.md'}")
     if outcome.report:
         print(f"report: {outcome.report}")

@@ -244,9 +244,20 @@ def describe(cell: Cell) -> str:
     return cell.id
 
 
+def served(cell: Cell) -> bool:
+    """An evaluation of a model behind an HTTP server: it may run beside other cells."""
+    return isinstance(cell, EvalCell) and not cell.needs and str(cell.settings.get("model", "")).startswith("openai:")
+
+
 def run_study(plan: Plan, *, progress: bool = True, only: list[str] | None = None, write: Callable[[str], None] | None = None,
-              report: bool = True) -> StudyOutcome:
-    """Run every cell that is not done yet, then write the tables and the report."""
+              report: bool = True, jobs: int = 1) -> StudyOutcome:
+    """Run every cell that is not done yet, then write the tables and the report.
+
+    With `jobs` > 1, evaluations of served models (openai:...) run up to `jobs` at once beside the
+    local cells (builds, training runs, local models), which run one at a time in plan order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     say = write or (lambda line: print(line, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     out = plan.out
@@ -257,13 +268,14 @@ def run_study(plan: Plan, *, progress: bool = True, only: list[str] | None = Non
     todo = [c for c in cells if not is_done(c, state)]
     say(f"study {plan.study.name}: {len(cells)} cells, {len(cells) - len(todo)} done before, {len(todo)} to run "
         f"(folder {out})")
-    for i, cell in enumerate(cells, 1):
-        if is_done(cell, state):
-            outcome.results[cell.id] = CellResult("skipped", wall_s=float(state[cell.id].get("wall_s") or 0),
-                                                  model_calls=0)
-            continue
-        blocked = [n for n in cell.needs if outcome.results.get(n) and outcome.results[n].status in ("failed", "blocked")
-                   or (n not in outcome.results and not is_done(plan.cell(n), state))]
+    lock = threading.Lock()
+    number = {c.id: i for i, c in enumerate(cells, 1)}
+
+    def run_one(cell: Cell, show_progress: bool) -> None:
+        i = number[cell.id]
+        with lock:
+            blocked = [n for n in cell.needs if outcome.results.get(n) and outcome.results[n].status in ("failed", "blocked")
+                       or (n not in outcome.results and not is_done(plan.cell(n), state))]
         if blocked:
             res = CellResult("blocked", error=f"needs {', '.join(blocked)}, which did not finish")
             say(f"[{i}/{len(cells)}] {describe(cell)}: blocked ({res.error})")
@@ -271,7 +283,7 @@ def run_study(plan: Plan, *, progress: bool = True, only: list[str] | None = Non
             say(f"[{i}/{len(cells)}] {describe(cell)} ...")
             started = time.perf_counter()
             try:
-                res = _RUNNERS[type(cell)](cell, plan, progress)
+                res = _RUNNERS[type(cell)](cell, plan, show_progress)
             except TisError as exc:
                 res = CellResult("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             except KeyboardInterrupt:
@@ -282,11 +294,25 @@ def run_study(plan: Plan, *, progress: bool = True, only: list[str] | None = Non
             extra = f", {res.model_calls} model calls" if res.model_calls else ""
             say(f"[{i}/{len(cells)}] {describe(cell)}: {res.status} in {res.wall_s:.1f} s{extra}"
                 + (f" — {res.error}" if res.error else ""))
-        outcome.results[cell.id] = res
-        state[cell.id] = {"status": res.status, "fingerprint": cell.fingerprint, "wall_s": round(res.wall_s, 3),
-                          "model_calls": res.model_calls, "error": res.error,
-                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        write_state(out, state)
+        with lock:
+            outcome.results[cell.id] = res
+            state[cell.id] = {"status": res.status, "fingerprint": cell.fingerprint, "wall_s": round(res.wall_s, 3),
+                              "model_calls": res.model_calls, "error": res.error,
+                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            write_state(out, state)
+
+    for cell in cells:
+        if is_done(cell, state):
+            outcome.results[cell.id] = CellResult("skipped", wall_s=float(state[cell.id].get("wall_s") or 0))
+    pooled = [c for c in todo if jobs > 1 and served(c)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_one, c, False) for c in pooled]  # no bars: several would interleave
+        for cell in todo:
+            if cell not in pooled:
+                run_one(cell, progress)
+        for f in futures:
+            f.result()
+    outcome.results = {c.id: outcome.results[c.id] for c in cells if c.id in outcome.results}
     outcome.wall_s = time.perf_counter() - t0
     if report:
         from tis.study.report import write_study_outputs
