@@ -127,3 +127,26 @@ def test_run_lock_names_its_holder_and_is_free_again_once_released(tmp_path):
     held.release()
     with RunLock(tmp_path / "run"):
         pass
+
+
+def test_writes_inside_an_event_loop_are_committed_shortly_after_and_across_loops(tmp_path):
+    import asyncio
+
+    def rows():
+        with sqlite3.connect(tmp_path / "tis.sqlite") as con:  # another connection: what is committed
+            return con.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    g = Generation(raw="x")
+
+    async def write(start, then_wait):
+        for i in range(start, start + 3):
+            store.put_generation(GenerationRecord(key=f"k{i}", sample_id="s", sample_index=i, generation=g))
+        await asyncio.sleep(then_wait)
+
+    store = RunStore(tmp_path)
+    asyncio.run(write(0, 0.2))
+    assert rows() == 3  # committed by the loop, with no read and no close
+    asyncio.run(write(3, 0.0))  # the loop ends before its commit was due
+    asyncio.run(write(6, 0.2))  # a later loop commits what the first one left
+    assert rows() == 9
+    store.close()

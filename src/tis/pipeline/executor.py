@@ -9,9 +9,9 @@ Both give the same guarantees, so no pipeline re-implements them:
 
 - **caching by content key**: a request whose key is stored with status `ok` is not sent; its
   stored record is handed back as if it had just been made (counted as reused);
-- **resume after SIGKILL**: each record is committed as soon as it exists (with the others made in
-  the same event-loop turn); running the same requests again sends only what is missing (a
-  `failed` record is tried again);
+- **resume after SIGKILL**: each record is committed as soon as it exists (with the others made
+  within the same 20 ms); running the same requests again sends only what is missing (a `failed`
+  record is tried again);
 - **bounded concurrency**: at most `concurrency` calls in flight (and no more than the backend's
   `max_concurrency` / a judge's `max_concurrency`); local backends with `batch_size > 1` get their
   requests gathered by the one micro-batcher (`tis.core.batching.MicroBatcher`);
@@ -464,6 +464,7 @@ class JudgingExecutor:
         self._workers: list[asyncio.Task] = []
         self._ready: dict[str, asyncio.Task] = {}
         self._load_called: asyncio.Event | None = None
+        self._identities: dict[str, dict] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
 
     def start(self, *, load: bool = True) -> None:
@@ -493,9 +494,12 @@ class JudgingExecutor:
 
         out = []
         for judge in self.judges:
+            identity = self._identities.get(judge.id)
+            if identity is None:  # read once: a judge's identity is fixed when it is made
+                identity = self._identities[judge.id] = judge.identity
             for target in judge.targets:
                 text = target_text(record.generation, target)
-                out.append(JudgeRequest(key=verdict_key(record.key, judge.identity, target, text), judge=judge,
+                out.append(JudgeRequest(key=verdict_key(record.key, identity, target, text), judge=judge,
                                         sample=sample, record=record, target=target, text=text, stage=stage,
                                         parents=parents))
         return out

@@ -2,9 +2,9 @@
 
 Generations are keyed by a hash of what produced them (model identity, messages with image
 hashes, generation parameters, sample index); verdicts by a hash of the generation key, the judge's
-identity, the target and the judged text. Every record is committed as soon as it exists (the
-records of one event-loop turn in one transaction, right after that turn), so a killed run loses
-at most the calls in flight, and a re-run finds its work already done.
+identity, the target and the judged text. Every record is committed as soon as it exists (those
+made within 20 ms of each other in one transaction), so a killed run loses at most the calls in
+flight and the last few milliseconds' records, and a re-run finds its work already done.
 
 A stored `ok` record is never overwritten; a `failed` one is replaced when a retry succeeds.
 
@@ -35,6 +35,7 @@ from tis.core.types import Generation, GenerationRecord, Sample, Verdict, Verdic
 
 SCHEMA_VERSION = 2
 LOCK_NAME = "tis.lock"
+FLUSH_S = 0.02  # records made within this window are committed in one transaction
 DB_NAME = "tis.sqlite"
 
 _SCHEMA = """
@@ -86,14 +87,14 @@ class RunStore:
                 raise TisError(f"{self.path} has store schema {version[0]}; this tis reads {SCHEMA_VERSION}")
         except (OSError, sqlite3.DatabaseError) as exc:
             raise TisError(f"cannot open the run store in {self.run_dir}: {exc}") from None
-        self._pending: list[tuple[str, tuple]] = []  # writes waiting for this event-loop turn's commit
-        self._flush_scheduled = False
+        self._pending: list[tuple[str, tuple]] = []  # writes waiting for their commit
+        self._flush_loop = None  # the event loop a flush is scheduled in
 
-    # writes: committed once per event-loop turn ---------------------------------------------
+    # writes: committed together, within FLUSH_S ---------------------------------------------
     def _write(self, sql: str, params: tuple) -> None:
-        """Queue a write. Inside a running event loop the writes of one loop turn are committed
-        together right after it (a record is stored within milliseconds of existing, and a killed
-        run loses only that turn's); outside a loop, at once."""
+        """Queue a write. Inside a running event loop the writes are committed together at most
+        `FLUSH_S` later (one transaction instead of one per row; a killed run loses at most that
+        window's records, which the re-run makes again); outside a loop, at once."""
         import asyncio
 
         self._pending.append((sql, params))
@@ -102,13 +103,13 @@ class RunStore:
         except RuntimeError:
             self.flush()
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self.flush)
+        if self._flush_loop is not loop:  # none scheduled (or only in a loop that has ended)
+            self._flush_loop = loop
+            loop.call_later(FLUSH_S, self.flush)
 
     def flush(self) -> None:
         """Commit every queued write in one transaction (reads call it first)."""
-        self._flush_scheduled = False
+        self._flush_loop = None
         if not self._pending:
             return
         pending, self._pending = self._pending, []
