@@ -100,7 +100,7 @@ def write_sets(root: Path, n: int = 6) -> dict[str, Path]:
 def study_dict(url: str, **over) -> dict:
     data = {
         "name": "loop",
-        "description": "two served models, four groups, three defences",
+        "description": "two served models, four groups, three defences <b>&amp;</b>",
         "defaults": {"concurrency": 4, "max_retries": 0, "max_connection_failures": 2},
         "judges": [f"llm:openai:judge@{url}", "refusal"],
         "models": [

@@ -91,7 +91,7 @@ def test_shipped_studies_read_and_plan(tmp_path):
     demo = load_plan("demo", out=tmp_path / "d")
     assert [c.id for c in demo.trainings] == ["train:demo@tis-sample"]
     assert {c.label for c in demo.evals} == {"demo", "demo+safety_system_prompt", "demo@tis-sample"}
-    assert "150 model calls" in plan_text(demo)
+    assert "75 model calls" in plan_text(demo)
     tis = load_plan("think-in-safety", out=tmp_path / "t")
     assert len(tis.pairs) >= 3 and len(tis.trainings) >= 5
     # the prefills run only where the family thinks in <think> tags

@@ -107,6 +107,7 @@ def test_study_end_to_end(server, study_file, tmp_path, capsys, tis_main):
     # one self-contained report with plots and links to every run's report
     html = (out / "report.html").read_text()
     assert "<script" not in html and "http://" not in html.replace(server.base_url, "")
+    assert "defences &lt;b&gt;&amp;amp;&lt;/b&gt;" in html and "<b>&amp;</b>" not in html  # escaped
     assert html.count("<svg") >= 2
     links = re.findall(r'href="([^"]+)"', html)
     assert len(links) == 24 and all((out / link).is_file() for link in links)

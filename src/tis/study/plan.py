@@ -53,7 +53,6 @@ class TrainCell(Cell):
     model: str = ""
     set: str = ""
     out: Path = Path()
-    serve: str = "hf"
 
 
 @dataclass
@@ -240,10 +239,7 @@ def make_plan(study: StudyFile, study_file: Path, *, out: str | Path | None = No
                     data, needs = [str(root / "data" / safe(s.shipped) / "train_data_sample.json")], []
                 else:
                     data, needs = [str(_resolve(here, d)) for d in s.data], []
-                serve = "vllm" if model_spec(m).startswith(("vllm:", "openai:")) and t.config.get("method") == "full" \
-                    else "hf"
                 tc = TrainCell(id=f"train:{label}", kind="train", needs=needs, model=m.name, set=s.name, out=tout,
-                               serve=serve,
                                settings={"config": {**t.config, "model": train_source(m), "data": data,
                                                     "out": str(tout)},
                                          "shipped": s.shipped, "stand_in_images": s.stand_in_images})
