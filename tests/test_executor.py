@@ -210,3 +210,15 @@ def test_retry_policy_equal_jitter_and_what_is_retried():
     assert not p.should_retry(ModelError("429", retryable=True, status=429), 3)
     assert not p.should_retry(ModelError("400", retryable=False, status=400), 0)
     assert not p.should_retry(FatalModelError("401", retryable=True), 0)
+
+
+def test_requests_with_one_sample_id_but_different_prompts_are_separate_calls(tmp_path):
+    with LoopbackServer() as srv, RunStore(tmp_path) as store:
+        ex = GenerationExecutor(store, backend(srv), GenerationParams(max_tokens=16))
+        recs = asyncio.run(ex.run([GenerationRequest(key="caption", sample=prompt("img1", "describe it"), stage="caption"),
+                                   GenerationRequest(key="question", sample=prompt("img1", "ask about it"),
+                                                     stage="question")]))
+        asyncio.run(ex.close())
+        assert srv.requests.total == 2
+        assert recs["caption"].generation.answer == "Reply to: describe it"
+        assert recs["question"].generation.answer == "Reply to: ask about it"

@@ -31,8 +31,10 @@ Requests
     `key` is a content hash of everything that decides the output (use
     `tis.pipeline.store.generation_key(model_identity, sample, params.identity(), index)`, or
     `tis.core.types.content_hash(...)` of your own inputs). `sample` is what is sent: its `system`
-    and `content` become the chat messages. Requests of one sample with different `index` go out as
-    one call asking `params.n` completions; completion `index` is stored under that request's key.
+    and `content` become the chat messages. Requests that share one `Sample` object with different
+    `index` go out as one call asking `params.n` completions; completion `index` is stored under
+    that request's key. Requests with different Sample objects are separate calls, whatever their
+    ids.
 `JudgeRequest(key, judge, sample, record, target, text, stage="judge", parents=())`
     One judge on one target of one stored generation (`record`). `key` is
     `verdict_key(record.key, judge.identity, target, text)`. The generation's key is always a
@@ -284,7 +286,7 @@ class GenerationExecutor:
         requests = list(requests)
         stored = self.store.generations(r.key for r in requests)
         out: dict[str, GenerationRecord] = {}
-        groups: dict[str, _Group] = {}
+        groups: dict[int, _Group] = {}
         for r in requests:
             rec = stored.get(r.key)
             if rec is not None and rec.generation.status == "ok":
@@ -295,7 +297,9 @@ class GenerationExecutor:
                 if on_record is not None:
                     on_record(rec)
                 continue
-            groups.setdefault(r.sample.id, _Group(r.sample, [])).requests.append(r)
+            # completions of one prompt go out as one call: requests that share their Sample object
+            # (not merely its id: two stages may send different prompts under one sample id)
+            groups.setdefault(id(r.sample), _Group(r.sample, [])).requests.append(r)
         self.stats.generations_total += len(requests)
         todo = list(groups.values())
         if not todo:
