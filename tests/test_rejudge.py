@@ -62,3 +62,24 @@ def test_rejudge_of_a_directory_without_a_store_is_a_config_error(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"judges": []}))
     with pytest.raises(ConfigError, match="no run store"):
         rejudge(tmp_path, ["refusal"], progress=False)
+
+
+def test_rejudge_of_a_store_without_a_selection_falls_back_to_results_then_to_every_generation(tmp_path):
+    import sqlite3
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"p{i}", "images": []}) + "\n" for i in range(4)))
+    with LoopbackServer() as srv:
+        common = dict(model="openai:loopback", base_url=[srv.base_url], benchmark="custom", data=str(data),
+                      judges=["refusal"], out=str(tmp_path / "runs"), name="r", progress=False, report=False)
+        tis.evaluate(**common)
+        run = tis.evaluate(limit=2, **common).run_dir
+    with sqlite3.connect(run / "tis.sqlite") as con:  # as a store made before selections were kept
+        con.execute("DELETE FROM selection")
+    rejudge(run, ["refusal"], progress=False)
+    rows = (run / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(r)["sample_id"] for r in rows) == ["q0", "q1"]  # results.jsonl's samples
+    (run / "results.jsonl").unlink()
+    rejudge(run, ["refusal"], progress=False)
+    rows = (run / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(r)["sample_id"] for r in rows) == ["q0", "q1", "q2", "q3"]  # all it has
