@@ -12,7 +12,7 @@ from tis.study.plan import make_plan
 from tis.study.runner import load_plan, plan_text
 from tis.study.spec import find_study, read_study, shipped_studies
 
-from conftest import study_dict
+from study_helpers import study_dict
 
 URL = "http://127.0.0.1:9/v1"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from tis.study.runner import load_plan, read_state, run_study
 from tis.testing.openai_server import LoopbackServer
 
-from conftest import responder
+from study_helpers import responder
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -11,7 +11,7 @@ import pytest
 from tis.study.runner import load_plan, plan_text, read_state, run_study
 from tis.testing.openai_server import LoopbackServer
 
-from conftest import responder
+from study_helpers import responder
 
 
 class Counted:
