@@ -123,3 +123,37 @@ def test_a_lora_and_a_merged_output_load_in_tis_evaluate_as_new_models(tiny_vlm_
     fingerprints = {json.loads((r.run_dir / "manifest.json").read_text())["model"]["fingerprint"]
                     for r in runs.values()}
     assert len(fingerprints) == 3
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_vlm_dirs, short_set, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = ["--model", str(tiny_vlm_dirs["llava"]), "--data", str(short_set), "--out", str(out), "--method", "full",
+            "--save-steps", "2", "--logging-steps", "1", "--max-length", "256", "--lr", "1e-3", "--no-progress",
+            "--scheduler", "constant", "--warmup-ratio", "0"]
+    proc = subprocess.Popen([sys.executable, "-m", "tis.cli", "train", *argv, "--max-steps", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while last_checkpoint(out) is None:
+            assert proc.poll() is None, "the training process ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    kept = int(last_checkpoint(out).name.split("-")[1])
+    assert not (out / MANIFEST).exists()
+    from tis.cli import main
+
+    assert main(["train", *argv, "--max-steps", str(kept + 2), "--resume"]) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["steps"] == kept + 2
+    steps = [row["step"] for row in map(json.loads, (out / METRICS).read_text().splitlines()) if "loss" in row]
+    assert steps[-2:] == [kept + 1, kept + 2]  # the resumed run took up after the checkpoint
