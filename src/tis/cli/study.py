@@ -95,7 +95,8 @@ def list_cmd(args: argparse.Namespace) -> int:
 
     for name, path in shipped_studies().items():
         try:
-            desc = read_study(path).description.strip().splitlines()[0]
+            desc = " ".join(read_study(path).description.split())
+            desc = desc.split(": ")[0].split(". ")[0][:100]
         except Exception as exc:  # a shipped file that does not read is shown, not hidden
             desc = f"(does not read: {exc})"
         print(f"{name}\t{desc}\t{path}")

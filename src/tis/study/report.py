@@ -74,7 +74,7 @@ def groups_plot(t: StudyTables) -> str:
     if not rows or not groups:
         return "<p class=note>(no results yet)</p>"
     colours = {"jailbreak": "#c0392b", "awareness": "#2e86c1", "over-refusal": "#d68910", "capability": "#229954"}
-    bar, gap, left, width = 9, 8, 260, 300
+    bar, gap, left, width = 14, 10, 260, 300
     h = 30 + len(rows) * (bar * len(groups) + gap)
     out = [f'<svg width="{left + width + 80}" height="{h}" role="img" aria-label="groups per variant">']
     y = 10
@@ -85,7 +85,7 @@ def groups_plot(t: StudyTables) -> str:
             out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 1}" fill="{colours[g]}">'
                        f'<title>{_esc(label)} {_esc(g)}: {"n/a" if v is None else f"{100 * v:.1f}%"}</title></rect>')
             if v is not None:
-                out.append(f'<text x="{left + w + 3:.1f}" y="{y + bar - 1}">{100 * v:.0f}%</text>')
+                out.append(f'<text x="{left + w + 3:.1f}" y="{y + bar - 3}">{100 * v:.0f}%</text>')
             y += bar
         y += gap
     legend = " ".join(f'<span style="color:{colours[g]}">■ {_esc(g)} ({_esc(_metric(t, g))})</span>' for g in groups)

@@ -228,7 +228,7 @@ def build_tables(plan: Plan) -> StudyTables:
 # --- claims ----------------------------------------------------------------------------------------------
 
 def _pp(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}"
+    return "n/a" if x is None else f"{round(100 * x, 1) + 0.0:+.1f}"  # no "-0.0"
 
 
 def check_claims(t: StudyTables, plan: Plan) -> list[dict[str, str]]:
