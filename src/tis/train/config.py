@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tis.core.errors import ConfigError
 
 
 def _cli(group: str, metavar: str | None = None, *aliases: str) -> dict:
@@ -133,10 +132,3 @@ class TrainConfig(BaseModel):
         if self.learning_rate is not None:
             return self.learning_rate
         return 2e-4 if self.method == "lora" else 1e-5
-
-    def require(self, *names: str) -> None:
-        """Raise ConfigError for each required-for-this-command option left empty."""
-        for name in names:
-            if not getattr(self, name):
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} is required")
