@@ -141,3 +141,14 @@ def test_asking_for_a_logger_that_is_not_installed_says_what_to_install(tiny_vlm
                "--report-to", "wandb"])
     err = capsys.readouterr().err
     assert rc == 2 and "--report-to wandb: the wandb package is not installed (pip install wandb)" in err
+
+
+def test_training_refuses_a_template_that_would_leave_the_thought_out_of_the_loss(tiny_vlm_dirs, tis_dir, tmp_path,
+                                                                                 capsys):
+    template = tmp_path / "strip.jinja"
+    template.write_text(STRIP_THOUGHT)
+    rc = main(["train", "--model", str(tiny_vlm_dirs["llava"]), "--data", str(tis_dir / "train_data.json"),
+               "--out", str(tmp_path / "o"), "--chat-template", str(template), "--thought-handling", "template"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train_data.json[0]: the thought is not inside the loss" in err and "tis train check" in err
+    assert not (tmp_path / "o").exists()

@@ -60,7 +60,8 @@ def last_checkpoint(out: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def prepare(renderer: Renderer, records: list[TrainRecord], *, skip_bad: bool, what: str = "training") -> Prepared:
+def prepare(renderer: Renderer, records: list[TrainRecord], *, skip_bad: bool, what: str = "training",
+            progress: bool = False) -> Prepared:
     """Encode every record once: drop over-long ones per the length rule, stop (or skip) on bad ones,
     and refuse records whose thought would not be inside the loss."""
     counts = {"records": len(records), "ok": 0, "cut": 0, "dropped": 0, "bad": 0, "thought_cut": 0}
@@ -68,32 +69,53 @@ def prepare(renderer: Renderer, records: list[TrainRecord], *, skip_bad: bool, w
     kept: list[int] = []
     tokens = 0
     problems: list[str] = []
-    for i, rec in enumerate(records):
-        try:
-            enc = renderer.encode(rec)
-        except DataError as exc:
-            if not skip_bad:
-                raise DataError(f"{exc}; pass --skip-bad to leave such records out") from exc
-            counts["bad"] += 1
-            problems.append(str(exc))
-            continue
-        modes[enc.mode] = modes.get(enc.mode, 0) + 1
-        counts[enc.status] += 1
-        if enc.status == "dropped":
-            continue
-        if not enc.thought_in_loss:
-            if enc.status == "cut":
-                counts["thought_cut"] += 1
-            else:
-                raise ConfigError(
-                    f"{rec.id}: the thought is not inside the loss with this chat template; run `tis train check` "
-                    "to see what the loss covers, or pass --thought-handling verbatim / --chat-template FILE")
-        kept.append(i)
-        tokens += min(enc.n_tokens, renderer.max_length)
+    bar = None
+    if progress and len(records) > 100:
+        from rich.progress import Progress as RichProgress
+
+        from tis.core.console import console
+
+        bar = RichProgress(console=console, transient=True)
+        bar.start()
+        task = bar.add_task(f"checking {what} samples", total=len(records))
+    try:
+        for i, rec in enumerate(records):
+            if bar is not None:
+                bar.update(task, completed=i)
+            tokens += _prepare_one(renderer, rec, i, skip_bad, counts, modes, kept, problems)
+    finally:
+        if bar is not None:
+            bar.stop()
     if not kept:
         raise DataError(f"no {what} record is left (of {len(records)}: {counts['dropped']} over --max-length "
                         f"{renderer.max_length}, {counts['bad']} bad)")
     return Prepared(records=records, kept=kept, counts=counts, modes=modes, tokens=tokens, problems=problems)
+
+
+def _prepare_one(renderer: Renderer, rec: TrainRecord, i: int, skip_bad: bool, counts: dict[str, int],
+                 modes: dict[str, int], kept: list[int], problems: list[str]) -> int:
+    """Encode one record into the counts; the tokens it trains on (0 when left out)."""
+    try:
+        enc = renderer.encode(rec)
+    except DataError as exc:
+        if not skip_bad:
+            raise DataError(f"{exc}; pass --skip-bad to leave such records out") from exc
+        counts["bad"] += 1
+        problems.append(str(exc))
+        return 0
+    modes[enc.mode] = modes.get(enc.mode, 0) + 1
+    counts[enc.status] += 1
+    if enc.status == "dropped":
+        return 0
+    if not enc.thought_in_loss:
+        if enc.status == "cut":
+            counts["thought_cut"] += 1
+        else:
+            raise ConfigError(
+                f"{rec.id}: the thought is not inside the loss with this chat template; run `tis train check` "
+                "to see what the loss covers, or pass --thought-handling verbatim / --chat-template FILE")
+    kept.append(i)
+    return min(enc.n_tokens, renderer.max_length)
 
 
 def _precision(cfg: TrainConfig, device: str) -> str:
@@ -182,8 +204,10 @@ def train(cfg: TrainConfig, *, extra_callbacks: list[Any] = (), log: Any = None)
     template_info = renderer.describe_template()
     say(f"chat template: {template_info['behaviour']}; assistant turns rendered by {template_info['handling']}")
 
-    train_prep = prepare(renderer, mixture.train, skip_bad=cfg.skip_bad)
-    eval_prep = prepare(renderer, mixture.eval, skip_bad=cfg.skip_bad, what="held-out") if mixture.eval else None
+    show = cfg.progress and main_process
+    train_prep = prepare(renderer, mixture.train, skip_bad=cfg.skip_bad, progress=show)
+    eval_prep = (prepare(renderer, mixture.eval, skip_bad=cfg.skip_bad, what="held-out", progress=show)
+                 if mixture.eval else None)
     c = train_prep.counts
     say(f"data: {len(train_prep.kept)} training samples ({c['cut']} cut, {c['dropped']} dropped over --max-length "
         f"{cfg.max_length}, {c['bad']} bad), {train_prep.tokens:,} tokens"
