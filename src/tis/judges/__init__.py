@@ -6,9 +6,14 @@ from tis.core.registry import PluginRegistry
 
 JUDGES = PluginRegistry("judge", "tis.judges")  # plugins: the `tis.judges` entry-point group
 JUDGES.register("refusal", "tis.judges.refusal:RefusalJudge",
-                "baseline: whole-word, case-insensitive refusal phrases; refused / complied")
+                "refused / complied from reader's cues (logistic regression fitted on XSTest completions, "
+                "CC BY 4.0) and names the cue that fired; answers only (thoughts: not_applicable)")
+JUDGES.register("refusal-phrases", "tis.judges.refusal:PhraseRefusalJudge",
+                "transparent baseline: whole-word, case-insensitive refusal phrases; refused / complied; "
+                "answers only")
 JUDGES.register("offline", "tis.judges.offline:OfflineJudge",
-                "offline classifier on MiniLM embeddings trained from human labels (JAILJUDGE); "
+                "offline harm classifier (MiniLM embeddings + reader's cues) trained on JAILJUDGE-mini (MIT) and "
+                "Safe-RLHF-mini (CC BY-NC 4.0: NON-COMMERCIAL use only); thoughts judged step by step; "
                 "unsafe / safe with P(unsafe); optional argument: a weights file")
 JUDGES.register("reference", "tis.judges.reference:ReferenceJudge",
                 "capability: correct / incorrect against the item's reference answer (exact, multiple choice, "

@@ -65,7 +65,89 @@ async def _verdicts(judge: Judge, rows: list[LabelledRow]) -> list[Verdict]:
 
 
 def calibrate(judge: Judge, rows: list[LabelledRow]) -> Calibration:
+    return _summarise(judge, rows, asyncio.run(_verdicts(judge, rows)))
+
+
+# ---------------------------------------------------------------------------------- judge x set table
+
+@dataclass(frozen=True)
+class Interval:
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def show(self) -> str:
+        if self.value is None:
+            return "n/a"
+        if self.low is None:
+            return f"{self.value:.3f}"
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+@dataclass(frozen=True)
+class TableRow:
+    judge: str
+    labels: str  # the set's name (file stem)
+    calibration: Calibration
+    accuracy: Interval
+    precision: Interval
+    recall: Interval
+    f1: Interval
+    kappa: Interval
+
+
+def _bootstrap(truth: list[int], predicted: list[int], statistic, resamples: int = 1000,
+               seed: int = 0) -> tuple[float, float] | None:
+    """Percentile 95% interval of a statistic over rows resampled with replacement (fixed seed)."""
+    import numpy as np
+
+    from tis.judges.agreement import agreement
+
+    if len(truth) < 2:
+        return None
+    t, p = np.asarray(truth), np.asarray(predicted)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        ix = rng.integers(0, len(t), len(t))
+        v = statistic(agreement(t[ix].tolist(), p[ix].tolist()))
+        if v is not None:
+            values.append(v)
+    if not values:
+        return None
+    return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
+
+
+def table_row(judge_id: str, labels: str, result: Calibration, truth: list[int], predicted: list[int]) -> TableRow:
+    """Accuracy, precision and recall with Wilson intervals; F1 and kappa with bootstrap intervals."""
+    from tis.core.stats import wilson
+
+    a = result.agreement
+    if a is None:
+        none = Interval(None, None, None)
+        return TableRow(judge_id, labels, result, none, none, none, none, none)
+    c = a.confusion
+
+    def w(k: int, n: int) -> Interval:
+        lo_hi = wilson(k, n)
+        return Interval(k / n if n else None, *(lo_hi or (None, None)))
+
+    f1_ci = _bootstrap(truth, predicted, lambda g: g.f1)
+    kappa_ci = _bootstrap(truth, predicted, lambda g: g.kappa)
+    return TableRow(judge_id, labels, result, accuracy=w(c.tp + c.tn, c.n), precision=w(c.tp, c.tp + c.fp),
+                    recall=w(c.tp, c.tp + c.fn), f1=Interval(a.f1, *(f1_ci or (None, None))),
+                    kappa=Interval(a.kappa, *(kappa_ci or (None, None))))
+
+
+def calibrate_rows(judge: Judge, rows: list[LabelledRow]) -> tuple[Calibration, list[int], list[int]]:
+    """The calibration and the (truth, prediction) pairs it counted."""
     verdicts = asyncio.run(_verdicts(judge, rows))
+    truth = [r.label for r, v in zip(rows, verdicts) if v.status == "ok" and v.safe is not None]
+    predicted = [0 if v.safe else 1 for v in verdicts if v.status == "ok" and v.safe is not None]
+    return _summarise(judge, rows, verdicts), truth, predicted
+
+
+def _summarise(judge: Judge, rows: list[LabelledRow], verdicts: list[Verdict]) -> Calibration:
     truth, predicted = [], []
     unparsed = failed = undecided = 0
     errors = []
@@ -85,3 +167,15 @@ def calibrate(judge: Judge, rows: list[LabelledRow]) -> Calibration:
     return Calibration(judge=judge.id, rows=len(rows), agreement=agreement(truth, predicted) if truth else None,
                        unparsed=unparsed, failed=failed, undecided=undecided, labels=dict(sorted(labels.items())),
                        errors=tuple(errors))
+
+
+def format_table(rows: list[TableRow]) -> str:
+    """A markdown table: one line per judge x set."""
+    head = ("| judge | set | n | judged | accuracy [95% Wilson] | precision [95% Wilson] | recall [95% Wilson] | "
+            "F1 [95% bootstrap] | kappa [95% bootstrap] |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        c = r.calibration
+        lines.append(f"| {r.judge} | {r.labels} | {c.rows} | {c.judged} | {r.accuracy.show()} | {r.precision.show()} | "
+                     f"{r.recall.show()} | {r.f1.show()} | {r.kappa.show()} |")
+    return "\n".join(lines)

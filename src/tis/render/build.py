@@ -126,6 +126,8 @@ def _flag(g: bool | None) -> int | None:
 
 
 def sample_records(runs: list[Run], comparison: Comparison | None) -> list[dict]:
+    from tis.results.thought_steps import step_reading
+
     flips: dict[tuple, list[str]] = {}
     for comp in comparison.comparisons if comparison else []:
         for bench, data in comp.benchmarks.items():
@@ -161,6 +163,10 @@ def sample_records(runs: list[Run], comparison: Comparison | None) -> list[dict]
                        "ga": _flag(rd.get((primary, "answer"))), "gt": _flag(rd.get((primary, "thought"))),
                        "v": verdicts, "d": int(len(answers) > 1),
                        "x": flips.get((run.label, bench, row.sample_id, idx), [])}
+                step = step_reading(row)  # where the thought turns unsafe (offline judge, step by step)
+                if step and step["first_unsafe_step"] is not None:
+                    rec["fs"] = [step["first_unsafe_step"] + 1, step["steps"], step["position"], int(step["recovered"]),
+                                 step.get("text", "")]
                 out.append(rec)
     return out
 
@@ -213,6 +219,16 @@ def _summary_section(runs: list[Run]) -> str:
             "unparsed", "judge failed", "gen. failed", "no thought", "self-correction", "collapse",
             "Safe@1 / Safe@K / majority"]
     html = _table(head, rows, "summary")
+    from tis.results.thought_steps import summarise as thought_steps  # where thoughts turn unsafe
+
+    for run in runs:
+        for bench, st in thought_steps(run.rows).items():
+            q = st["first_unsafe_position"]
+            extras.append(f"<li>{esc(run.label)} · {esc(bench)}: thoughts read step by step {st['thoughts']}; turn "
+                          f"unsafe {st['unsafe']} ({_pct(st['share_unsafe'])}), then recover {st['recovered']} "
+                          f"({_pct(st['share_unsafe_then_recovered'])}); first unsafe step at "
+                          + (f"{_pct(q['q1'])} / {_pct(q['median'])} / {_pct(q['q3'])} of the thought (quartiles)"
+                             if q else "–") + "</li>")
     if extras:
         html += "<ul class='extras'>" + "".join(extras) + "</ul>"
     html += ("<p class='note'>Each benchmark's own metric from its primary judge (↑ higher is better, ↓ lower is "

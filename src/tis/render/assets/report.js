@@ -123,6 +123,11 @@
     c.appendChild(el("pre", "prompt", s.p));
     if (s.e) { c.appendChild(el("div", "label", "error")); c.appendChild(el("pre", "error", s.e)); }
     block(c, s.t ? "thought (" + s.n + " tokens" + (s.sp ? ", split: " + s.sp : "") + ")" : "thought (empty)", s.t, false);
+    if (s.fs) {  // where the thought turns unsafe: [step, of steps, position, recovers, text]
+      c.appendChild(el("div", "label", "first unsafe step " + s.fs[0] + " of " + s.fs[1] + ", at " +
+        Math.round(100 * s.fs[2]) + "% of the thought" + (s.fs[3] ? ", recovers later" : ", does not recover")));
+      c.appendChild(el("pre", "thought", s.fs[4]));
+    }
     block(c, "answer", s.a, true);
     if (s.v.length) {
       var t = el("table", "verdicts"), hr = el("tr");
