@@ -23,23 +23,28 @@ from tis.data.config import StageConfig, TeacherConfig
 from tis.data.stages import Malformed, request_key
 
 
-def make_backend(tc: TeacherConfig, stage: str):
-    from tis.models import MODELS
+#: TeacherConfig settings that a backend may take as constructor options
+_TEACHER_SETTINGS = ("base_url", "api_key_env", "timeout_s", "extra_body")
 
-    cls = MODELS.load(tc.backend)
+
+def make_backend(tc: TeacherConfig, stage: str):
+    """The stage's teacher, built by `tis.models.build_model` with the options the backend's own
+    options model validates: `model` where the backend takes one, the teacher settings it takes
+    (one it does not take is refused when changed from its default) and `options` as given."""
+    from tis.models import build_model, options_model, settings_options
+
+    where = f"{stage}.teacher"
     try:
-        if tc.backend == "openai":
-            if not tc.base_url:
-                raise ConfigError(f"{stage}.teacher.base_url: the openai backend needs the server's URL(s)")
-            return cls(tc.model, base_url=tc.base_url, api_key_env=tc.api_key_env, timeout_s=tc.timeout_s,
-                       extra_body=tc.extra_body, **tc.options)
-        if tc.backend == "demo":
-            return cls(**tc.options)
-        return cls(model=tc.model, **tc.options)
-    except TypeError as exc:
-        raise ConfigError(f"{stage}.teacher.options: {exc}") from None
+        options: dict[str, Any] = {"model": tc.model} if "model" in options_model(tc.backend).model_fields else {}
+        options |= settings_options(tc.backend, {
+            key: (getattr(tc, key), TeacherConfig.model_fields[key].get_default(call_default_factory=True))
+            for key in _TEACHER_SETTINGS})
+        flags = {key: f"{where}.{key}" for key in ("model", *_TEACHER_SETTINGS)}
+        for key, value in tc.options.items():
+            options[key], flags[key] = value, f"{where}.options.{key}"
+        return build_model(tc.backend, options, flags=flags)
     except ConfigError as exc:
-        raise ConfigError(f"{stage}.teacher: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def params_for(tc: TeacherConfig, attempt: int):

@@ -34,6 +34,19 @@ def options_model(kind: str) -> Any:
     return getattr(MODELS.load(kind), "Options", None) or ModelArgOptions
 
 
+def settings_options(kind: str, settings: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """The options that general settings (`name -> (value, default)`, e.g. a run's --timeout-s or a
+    teacher's `timeout_s`) give backend `kind`: a setting its `Options` take is passed when set; one
+    they do not take is passed, so that `build_model` refuses it by name, only when it was changed
+    from its default."""
+    fields = options_model(kind).model_fields
+    options: dict[str, Any] = {}
+    for key, (value, default) in settings.items():
+        if (key in fields and value not in (None, [], {})) or (key not in fields and value != default):
+            options[key] = value
+    return options
+
+
 def build_model(kind: str, options: dict[str, Any], *, flags: dict[str, str] | None = None) -> Any:
     """The backend `kind` built from `options` (its `model` option is what follows the colon in
     --model KIND:MODEL), validated by the backend's `Options`. `flags` maps an option to the
