@@ -59,6 +59,7 @@ def test_study_end_to_end(server, study_file, tmp_path, capsys, tis_main):
     assert calls(server) - before == 24 * 6  # every cell: 6 samples, one call each
     state = read_state(out)
     assert len(state) == 24 and all(s["status"] == "done" for s in state.values())
+    assert sum(s["generated"] for s in state.values()) == sum(s["model_calls"] for s in state.values()) == 24 * 6
 
     # the prefills reached the server as a continued assistant turn
     bodies = [b for b in server.bodies if b["messages"][-1]["role"] == "assistant"]

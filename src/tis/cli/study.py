@@ -64,7 +64,7 @@ def run_cmd(args: argparse.Namespace) -> int:
     plan = load_plan(args.study, out=args.out)
     outcome = run_study(plan, progress=args.progress, only=args.only, jobs=args.jobs)
     print(f"study {plan.study.name}: {len(outcome.ran)} cell(s) run, {len(outcome.failed)} failed or blocked, "
-          f"{outcome.model_calls} model calls, {outcome.wall_s:.1f} s")
+          f"{outcome.generated} completions in {outcome.model_calls} model calls, {outcome.wall_s:.1f} s")
     for cid in outcome.failed:
         print(f"  {cid}: {outcome.results[cid].status} — {outcome.results[cid].error}")
     if outcome.tables:

@@ -29,8 +29,9 @@ STATE = "study-state.json"
 class CellResult:
     status: str  # done | failed | blocked | skipped (done before)
     wall_s: float = 0.0
-    model_calls: int = 0
+    model_calls: int = 0  # requests to the model (a local backend's batch is one)
     error: str | None = None
+    generated: int = 0  # completions generated (not read from the store)
 
 
 @dataclass
@@ -48,6 +49,10 @@ class StudyOutcome:
     @property
     def model_calls(self) -> int:
         return sum(r.model_calls for r in self.results.values())
+
+    @property
+    def generated(self) -> int:
+        return sum(r.generated for r in self.results.values())
 
     @property
     def ran(self) -> list[str]:
@@ -190,12 +195,13 @@ def _run_eval(cell: EvalCell, plan: Plan, progress: bool) -> CellResult:
     cfg = make_config(**settings, out=str(cell.run_dir.parent), name=cell.run_dir.name, force=True,
                       progress=progress, report=True)
     outcome = evaluate(cfg)
-    calls = int(outcome.stats.get("model_calls") or outcome.stats.get("generated") or 0)
+    calls = int(outcome.stats.get("model_calls") or 0)
+    generated = int(outcome.stats.get("generated") or 0)
     if outcome.failed:
         first = outcome.stats.get("first_error") or "see the run's summary"
-        return CellResult("failed", model_calls=calls,
+        return CellResult("failed", model_calls=calls, generated=generated,
                           error=f"{outcome.failed} generation(s) failed ({first}); re-run the study to retry them")
-    return CellResult("done", model_calls=calls)
+    return CellResult("done", model_calls=calls, generated=generated)
 
 
 def _run_train(cell: TrainCell, plan: Plan, progress: bool) -> CellResult:
@@ -291,13 +297,13 @@ def run_study(plan: Plan, *, progress: bool = True, only: list[str] | None = Non
             except Exception as exc:  # one cell's bug or crash must not stop the others
                 res = CellResult("failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             res.wall_s = time.perf_counter() - started
-            extra = f", {res.model_calls} model calls" if res.model_calls else ""
+            extra = f", {res.generated} completions in {res.model_calls} model calls" if res.model_calls else ""
             say(f"[{i}/{len(cells)}] {describe(cell)}: {res.status} in {res.wall_s:.1f} s{extra}"
                 + (f" — {res.error}" if res.error else ""))
         with lock:
             outcome.results[cell.id] = res
             state[cell.id] = {"status": res.status, "fingerprint": cell.fingerprint, "wall_s": round(res.wall_s, 3),
-                              "model_calls": res.model_calls, "error": res.error,
+                              "model_calls": res.model_calls, "generated": res.generated, "error": res.error,
                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             write_state(out, state)
 
