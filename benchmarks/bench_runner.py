@@ -101,9 +101,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    ttfr = {}
-    for label, judges in (("default judges (offline + refusal)", []), ("--judge refusal", ["refusal"])):
-        ttfr[label] = time_to_first_request(data, work / f"ttfr-{len(judges)}", judges, args.latency)
 
     print(f"samples {args.samples}, concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms")
     print(f"wall time (generate + judge + store + outputs): {wall:.2f} s")
@@ -114,8 +111,10 @@ def main() -> None:
     print(f"peak memory (max RSS) of the harness process: {cpu1.ru_maxrss / 1024:.0f} MiB")
     print(f"re-run of the finished run with `tis eval`: {rerun_wall:.2f} s, exit {rerun.returncode}, "
           f"model calls made: {made_calls}")
-    for label, (first, total) in ttfr.items():
-        print(f"time to first request, `tis eval` (64 samples), {label}: {first:.2f} s (command done in {total:.2f} s)")
+    for label, judges in (("default judges (offline + refusal)", []), ("--judge refusal", ["refusal"])):
+        first, total = time_to_first_request(data, work / f"ttfr-{len(judges)}", judges, args.latency)
+        print(f"time to first request, `tis eval` (64 samples), {label}: {first:.2f} s (command done in {total:.2f} s)",
+              flush=True)
 
 
 if __name__ == "__main__":
