@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tis.core.errors import DataError
+from tis.core.io import read_records
 from tis.data.text import answer_refuses, find_leakage, format_issues, load_leakage_phrases, noise_issues, split, thought_decision
 
 IMAGE_TOKEN = "<image>"
@@ -89,40 +90,17 @@ def _text_of(content: Any) -> tuple[str | None, int]:
 
 
 def read_set(path: Path) -> list[Any]:
-    """The records of a sharegpt / messages JSON, JSONL or Parquet file."""
+    """The records of a set file; a Parquet file's image cells `{bytes, path}` become the path, or
+    `{"embedded": ..., "bytes": ...}` where the bytes are embedded."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    rows = read_records(path)
     if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise DataError(f"{path}: reading parquet needs pyarrow: pip install 'tis[parquet]'") from None
-        rows = pq.read_table(path).to_pylist()
-        for row in rows:  # image cells {bytes, path}: keep the path, or mark embedded bytes
+        for row in rows:
             row["images"] = [c.get("path") if isinstance(c, dict) and not c.get("bytes") else
                              {"embedded": bool(isinstance(c, dict) and c.get("bytes")), "bytes": c.get("bytes") if isinstance(c, dict) else None}
                              for c in (row.get("images") or [])]
-        return rows
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
-    if path.suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {n} is not JSON ({exc.msg})") from None
-        return out
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (truncated?) at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: a set is a JSON list of records, not a {type(data).__name__}")
-    return data
+    return rows
 
 
 def check_file(path: str | Path, *, judge=None, leakage_phrases: str | Path | None = None,

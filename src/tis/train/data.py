@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tis.core.errors import ConfigError, DataError
+from tis.core.io import read_records
 
 IMAGE_MARK = "<image>"
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
@@ -221,7 +222,7 @@ class _Tags:
 def _rows(path: Path, name: str | None, spec: str) -> tuple[list[Any], str, Path, list[Path], _Tags | None]:
     """(rows, layout, image base folder, files read, column tags or None to detect per record)."""
     if path.is_file():
-        return _file_rows(path, spec), _layout_of(path), path.parent, [path], None
+        return read_records(path), _layout_of(path), path.parent, [path], None
     info = path / "dataset_info.json"
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
         return _datasets_rows(path, spec), "datasets", path, sorted(path.rglob("*.arrow")), None
@@ -233,12 +234,12 @@ def _rows(path: Path, name: str | None, spec: str) -> tuple[list[Any], str, Path
                           "Parquet file")
     if candidates[0].suffix == ".parquet":
         # a relative image path in a Parquet row is relative to that file's folder
-        rows = [_anchor(r, f.parent) for f in candidates for r in _file_rows(f, spec)]
+        rows = [_anchor(r, f.parent) for f in candidates for r in read_records(f)]
         return rows, "parquet", path, candidates, None
     if len(candidates) > 1:
         raise ConfigError(f"--data {spec}: {path} holds several data files ({', '.join(c.name for c in candidates)});"
                           " name the file")
-    return _file_rows(candidates[0], spec), _layout_of(candidates[0]), path, candidates, None
+    return read_records(candidates[0]), _layout_of(candidates[0]), path, candidates, None
 
 
 def _anchor(row: Any, folder: Path) -> Any:
@@ -257,38 +258,6 @@ def _anchor(row: Any, folder: Path) -> Any:
 
 def _layout_of(path: Path) -> str:
     return {".parquet": "parquet", ".jsonl": "jsonl"}.get(path.suffix, "json")
-
-
-def _file_rows(path: Path, spec: str) -> list[Any]:
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ConfigError("reading Parquet needs pyarrow: pip install 'tis[parquet]'") from None
-        try:
-            return pq.read_table(path).to_pylist()
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})") from exc
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {n} is not JSON ({exc.msg})") from None
-        return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of records, found {type(data).__name__}")
-    return data
 
 
 def _datasets_rows(path: Path, spec: str) -> list[Any]:
@@ -336,10 +305,10 @@ def _llamafactory_rows(folder: Path, info: Path, name: str | None, spec: str):
         raise DataError(f"{info}: entry '{name}': {file} does not exist")
     if file.is_dir():
         files = sorted([*file.glob("*.json"), *file.glob("*.jsonl"), *file.glob("*.parquet")])
-        rows = [r for f in files for r in _file_rows(f, spec)]
+        rows = [r for f in files for r in read_records(f)]
     else:
         files = [file]
-        rows = _file_rows(file, spec)
+        rows = read_records(file)
     # LLaMA-Factory resolves image paths against the dataset folder (its media_dir default)
     return rows, "sharegpt", folder, [info, *files], t
 
