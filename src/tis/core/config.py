@@ -332,7 +332,9 @@ def _typed(text: str) -> Any:
     return text
 
 
-def _pairs(flag: str, pairs: list[str], *, typed: bool = True) -> dict[str, Any]:
+def parse_pairs(flag: str, pairs: list[str], *, typed: bool = True) -> dict[str, Any]:
+    """`flag KEY=VALUE` pairs as a mapping. Typed: option-like keys (`-` read as `_`) and values
+    typed (ints, floats, true/false, comma lists; the rest text). Untyped: both exactly as given."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -371,7 +373,7 @@ def _flag_values(model_cls: type[BaseModel], args: argparse.Namespace, prefix: s
             continue
         value = ns[leaf.dest]
         if leaf.kind == "dict" and isinstance(value, list):
-            value = _pairs("/".join(leaf.flags()), value, typed=not leaf.raw_values)
+            value = parse_pairs("/".join(leaf.flags()), value, typed=not leaf.raw_values)
         given[leaf.path] = (leaf, value)
     return given
 

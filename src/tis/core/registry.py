@@ -55,8 +55,9 @@ class Registry:
 
 class PluginRegistry(Registry):
     """A registry that also reads an entry-point group (`name = "package.module:Attr"`) of installed
-    packages, on the first lookup of a name it does not know or the first listing. Targets are only
-    recorded: a plugin is imported when it is used. A plugin cannot replace a built-in name."""
+    packages, on the first lookup of a name it does not know or the first listing (`name in registry`
+    reads none: it says what is known so far). Targets are only recorded: a plugin is imported when
+    it is used. A plugin cannot replace a built-in name."""
 
     def __init__(self, kind: str, group: str):
         super().__init__(kind)
@@ -88,8 +89,3 @@ class PluginRegistry(Registry):
     def names(self) -> list[str]:
         self._ensure()
         return super().names()
-
-    def __contains__(self, name: str) -> bool:
-        if name not in self._entries:
-            self._ensure()
-        return name in self._entries

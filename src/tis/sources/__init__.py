@@ -6,25 +6,12 @@ Other packages add loaders through the entry-point group `tis.sources`
 
 from __future__ import annotations
 
-from tis.core.registry import Entry, Registry
+from tis.core.registry import PluginRegistry
 
 ENTRY_POINT_GROUP = "tis.benchmarks"
 
 
-class BenchmarkRegistry(Registry):
-    """A registry that looks at installed entry points before calling a name unknown."""
-
-    def __init__(self, kind: str):
-        super().__init__(kind)
-        self._entry_points_loaded = False
-
-    def entry(self, name: str) -> Entry:
-        if name not in self and not self._entry_points_loaded:
-            load_entry_points()
-        return super().entry(name)
-
-
-BENCHMARKS = BenchmarkRegistry("benchmark")
+BENCHMARKS = PluginRegistry("benchmark", ENTRY_POINT_GROUP)
 BENCHMARKS.register("safebench-tiny", "tis.sources.figstep:SafeBenchTiny",
                     "FigStep SafeBench-Tiny, 50 typographic jailbreaks (ships with tis)")
 BENCHMARKS.register("safebench", "tis.sources.figstep:SafeBench",
@@ -54,52 +41,20 @@ BENCHMARKS.register("capability", "tis.sources.capability:CapabilitySet",
 
 
 def load_entry_points() -> list[str]:
-    """Add loaders other packages declare in the `tis.sources` entry-point group; returns the
+    """Add loaders other packages declare in the `tis.benchmarks` entry-point group; returns the
     names added. Targets are only recorded here: a plugin is imported when it is used. A plugin
     cannot replace a built-in name."""
-    from importlib.metadata import entry_points
-
-    BENCHMARKS._entry_points_loaded = True
-    added = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BENCHMARKS or ":" not in ep.value:
-            continue
-        dist = getattr(ep.dist, "name", None)
-        BENCHMARKS.register(ep.name, ep.value, f"from the {dist} package" if dist else "from an installed package")
-        added.append(ep.name)
-    return added
+    return BENCHMARKS.load_entry_points()
 
 
-def all_benchmarks() -> BenchmarkRegistry:
+def all_benchmarks() -> PluginRegistry:
     """The registry with the built-in loaders and those installed packages declare."""
-    if not BENCHMARKS._entry_points_loaded:
-        load_entry_points()
+    BENCHMARKS.names()  # reads the entry points once
     return BENCHMARKS
 
 
 def parse_options(pairs: list[str]) -> dict:
     """--set KEY=VALUE pairs: ints, floats, true/false and comma lists are typed, the rest kept as text."""
-    from tis.core.errors import ConfigError
+    from tis.core.config import parse_pairs
 
-    def value(text: str):
-        if "," in text:
-            return [value(t) for t in text.split(",") if t != ""]
-        low = text.lower()
-        if low in ("true", "false"):
-            return low == "true"
-        if low in ("nan", "inf", "-inf", "infinity", "-infinity"):
-            return text  # a name, not a number
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-        return text
-
-    out: dict = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set takes KEY=VALUE, got '{pair}'")
-        out[key.strip().replace("-", "_")] = value(raw.strip())
-    return out
+    return parse_pairs("--set", pairs)
