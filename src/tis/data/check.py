@@ -23,7 +23,6 @@ warnings (listed, counted):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
