@@ -45,6 +45,16 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def validated_options(model: type[BaseModel], options: dict[str, Any] | None, what: str) -> Any:
+    """A loader's `options` validated by its `Options` model; a wrong name or value is a
+    ConfigError naming `what` (the loader) and the option."""
+    try:
+        return model(**(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{what}: bad option ({problems})") from None
+
+
 class SampleMeta(BaseModel):
     """A loader's sample metadata: declared fields are typed and checked; others pass through."""
 
@@ -80,13 +90,7 @@ class Benchmark(ABC):
         self.data = Path(data).expanduser().resolve() if data is not None else None
         if self.data is not None and not self.data.exists():
             raise DataError(f"{self.name}: data path {self.data} does not exist")
-        try:
-            self.options = self.Options(**(options or {}))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"benchmark '{self.name}': bad option ({problems})") from None
+        self.options = validated_options(self.Options, options, f"benchmark '{self.name}'")
 
     @abstractmethod
     def records(self) -> Iterator[Sample | Problem]:

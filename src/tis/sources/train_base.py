@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from tis.core.errors import ConfigError, DataError
+from tis.core.errors import DataError
 from tis.core.registry import Registry
 from tis.core.types import Frozen
+from tis.sources.base import validated_options
+from tis.sources.layout import read_json
 
 Label = Literal["unsafe", "benign", "borderline"]
 
@@ -63,17 +65,20 @@ class TrainSource(ABC):
         self.root = Path(root).expanduser().resolve()
         if not self.root.exists():
             raise DataError(f"source '{self.name}': root {self.root} does not exist (layout: {self.layout})")
-        try:
-            self.options = self.Options(**(options or {}))
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'options'}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ConfigError(f"source '{self.name}': bad option ({problems})") from None
+        self.options = validated_options(self.Options, options, f"source '{self.name}'")
 
     @abstractmethod
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         """Yield an item per usable record and a problem per unusable one, lazily. A fault that
         stops the whole set from being read (missing file, wrong root) raises DataError."""
+
+    def read_list(self, file: Path) -> list[Any]:
+        """The records of a JSON file holding a list; a file that does not read or parse, or holds
+        no list, stops the whole set (DataError naming the file)."""
+        records = read_json(file, f"source '{self.name}'")
+        if not isinstance(records, list):
+            raise DataError(f"source '{self.name}': {file} should hold a list of records, not {type(records).__name__}")
+        return records
 
     def problem(self, file: Path | str, record: str, reason: str) -> SourceProblem:
         return SourceProblem(source=self.name, file=str(file), record=record, reason=reason)

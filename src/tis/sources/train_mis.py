@@ -9,13 +9,11 @@ harmful in combination, so items are labelled unsafe (set `label: none` to let t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.core.errors import DataError
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 FIELDS = ("id", "question", "image_path1", "image_path2")
@@ -35,12 +33,7 @@ class MISTrain(TrainSource):
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, ["mis_train.json", "MIS_train.json", "train.json", "data/mis_train.json",
                                 "data/train.json"])
-        try:
-            records = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"source 'mis': {file} is not readable JSON (truncated?): {exc}") from None
-        if not isinstance(records, list):
-            raise DataError(f"source 'mis': {file} should hold a list of records")
+        records = self.read_list(file)
         for n, rec in enumerate(records):
             where = f"record {n}"
             if not isinstance(rec, dict) or any(f not in rec for f in FIELDS):

@@ -10,14 +10,12 @@ without its `<image>` tokens as the question, and the gpt turn as the reference 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.core.errors import DataError
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 IMAGE_TOKEN = "<image>"
@@ -58,12 +56,7 @@ class ShareGPTSet(TrainSource):
 
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, [self.options.file, "train_data_sample.json", "data.json"])
-        try:
-            records = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"source 'sharegpt': {file} is not readable JSON (truncated?): {exc}") from None
-        if not isinstance(records, list):
-            raise DataError(f"source 'sharegpt': {file} should hold a list of records")
+        records = self.read_list(file)
         for n, rec in enumerate(records):
             where = f"record {n}"
             conv = turns(rec) if isinstance(rec, dict) else None

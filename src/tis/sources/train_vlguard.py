@@ -11,11 +11,9 @@ or in `train/`. Some instructions are literally `N/A`: such an item has no quest
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import ClassVar
 
-from tis.core.errors import DataError
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 KEYS = {"instruction": "unsafe", "unsafe_instruction": "unsafe", "safe_instruction": "benign"}
@@ -36,12 +34,7 @@ class VLGuardTrain(TrainSource):
 
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, ["train.json", "data/train.json"])
-        try:
-            records = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"source 'vlguard': {file} is not readable JSON (truncated?): {exc}") from None
-        if not isinstance(records, list):
-            raise DataError(f"source 'vlguard': {file} should hold a list of records, not {type(records).__name__}")
+        records = self.read_list(file)
         base = file.parent / "train" if (file.parent / "train").is_dir() else file.parent
         for n, rec in enumerate(records):
             where = f"record {n}"
