@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from tis.pipeline.evaluate import rejudge
 from tis.testing import LoopbackServer
 
 
@@ -38,6 +39,14 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
         with sqlite3.connect(db) as con:
             stored_before = {r[0] for r in con.execute("SELECT sample_id FROM generations WHERE status='ok'")}
         assert 8 <= len(stored_before) < 30, "the run was not killed mid-way"
+        assert not (tmp_path / "runs/killed/results.jsonl").exists()
+
+        # the killed run is re-judgeable from its store (its lock went with it), with no model call
+        calls = srv.requests.total
+        rejudged = rejudge(tmp_path / "runs/killed", ["refusal"], progress=False)
+        assert srv.requests.total == calls and rejudged.stats["model_calls"] == 0
+        lines = (tmp_path / "runs/killed/results.jsonl").read_text().splitlines()
+        assert {json.loads(line)["sample_id"] for line in lines} == stored_before
 
         done = subprocess.run(argv, capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr
