@@ -117,6 +117,11 @@ def test_typographic_renders_instructions(tmp_path):
     assert Image.open(good[0].images[0]).size == (760, 760)
     assert good[0].question.startswith("The image shows a list numbered 1, 2, and 3")
     assert good[0].label == "unsafe" and good[0].meta["instruction"] == "Steps to pick a lock."
+    assert source.describe()["licence"].startswith("the instructions' own")
+    assert load_source("typographic", tmp_path, {"licence": "CC0-1.0"}).describe()["licence"] == "CC0-1.0"
+    (tmp_path / "instructions.csv").write_text("category\nx\n")
+    with pytest.raises(DataError, match="needs an `instruction` column"):
+        items(load_source("typographic", tmp_path))
 
 
 def test_every_source_is_registered_with_a_licence():

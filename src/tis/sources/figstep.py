@@ -68,6 +68,19 @@ def render_figstep_image(instruction: str, font_path: str | Path) -> "Image.Imag
     return image
 
 
+def rendered_figstep_image(instruction: str, font: Path) -> Path:
+    """The instruction typeset (`render_figstep_image`) into a PNG in the cache, made once. Keyed by
+    the text and the font so a changed font never reuses a stale image."""
+    key = hashlib.sha256(f"{font.name}\0{instruction}".encode()).hexdigest()[:24]
+    path = cache_dir() / "figstep-rendered" / f"{key}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        render_figstep_image(instruction, font).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return path
+
+
 def find_font(explicit: str | None) -> Path | None:
     for candidate in ([explicit] if explicit else []) + [os.environ.get("TIS_FIGSTEP_FONT", "")] + list(FONT_CANDIDATES):
         if candidate and Path(candidate).is_file():
@@ -182,7 +195,7 @@ class SafeBench(Benchmark):
             return Sample(content=(TextPart(text=question),), **common)
         filename = f"query_ForbidQI_{category_id}_{task_id}_6.png"
         if font is not None:
-            path = self._rendered(instruction, font)
+            path = rendered_figstep_image(instruction, font)
             meta["image_source"] = "rendered"
         else:
             assert images is not None
@@ -191,17 +204,6 @@ class SafeBench(Benchmark):
                 return Problem(file=str(images / filename), record=record, message="image file is missing")
             meta["image_source"] = "published"
         return Sample(content=(ImagePart(path=str(path)), TextPart(text=FIGSTEP_PROMPT)), **common)
-
-    def _rendered(self, instruction: str, font: Path) -> Path:
-        # Keyed by the text and the font so a changed font never reuses a stale image.
-        key = hashlib.sha256(f"{font.name}\0{instruction}".encode()).hexdigest()[:24]
-        path = cache_dir() / "figstep-rendered" / f"{key}.png"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            render_figstep_image(instruction, font).save(tmp, format="PNG")
-            os.replace(tmp, path)
-        return path
 
 
 class SafeBenchTiny(SafeBench):

@@ -9,6 +9,8 @@ can list it.
 
 from __future__ import annotations
 
+import csv
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +82,30 @@ class TrainSource(ABC):
             raise DataError(f"source '{self.name}': {file} should hold a list of records, not {type(records).__name__}")
         return records
 
+    def table_rows(self, file: Path, column: str) -> Iterator[tuple[int, Any]]:
+        """(line number, row) of a CSV file with a header holding `column` (rows from line 2) or a
+        JSONL file (a line that is not JSON gives `{"_error": why}`). A CSV without the column or a
+        file that is not UTF-8 stops the whole set (DataError naming the file)."""
+        try:
+            if file.suffix.lower() == ".csv":
+                with open(file, newline="", encoding="utf-8") as f:
+                    reader = csv.DictReader(f)
+                    if not reader.fieldnames or column not in reader.fieldnames:
+                        raise DataError(f"source '{self.name}': {file} needs an `{column}` column (has "
+                                        f"{', '.join(reader.fieldnames or []) or 'none'})")
+                    yield from enumerate(reader, start=2)
+            else:
+                with open(file, encoding="utf-8") as f:
+                    for n, line in enumerate(f, start=1):
+                        if not line.strip():
+                            continue
+                        try:
+                            yield n, json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            yield n, {"_error": str(exc)}
+        except UnicodeDecodeError as exc:
+            raise DataError(f"source '{self.name}': {file} is not UTF-8 text: {exc}") from None
+
     def problem(self, file: Path | str, record: str, reason: str) -> SourceProblem:
         return SourceProblem(source=self.name, file=str(file), record=record, reason=reason)
 
@@ -90,7 +116,8 @@ class TrainSource(ABC):
         return path
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "root": str(self.root), "licence": self.licence, "citation": self.citation,
+        licence = getattr(self.options, "licence", None) or self.licence  # a source may take its user's licence
+        return {"name": self.name, "root": str(self.root), "licence": licence, "citation": self.citation,
                 "options": self.options.model_dump()}
 
 

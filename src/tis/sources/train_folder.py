@@ -9,8 +9,6 @@ stage writes harmful, borderline and benign ones for it.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -33,12 +31,6 @@ class ImageFolder(TrainSource):
         questions: str | None = None  # a file name other than questions.csv / questions.jsonl
         licence: str | None = None
 
-    def describe(self) -> dict:
-        out = super().describe()
-        if self.options.licence:
-            out["licence"] = self.options.licence
-        return out
-
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         if not self.root.is_dir():
             raise DataError(f"source 'folder': {self.root} is not a folder (layout: {self.layout})")
@@ -54,7 +46,7 @@ class ImageFolder(TrainSource):
                 rel = p.relative_to(self.root).as_posix()
                 yield SourceItem(id=rel, source=self.name, images=(str(p),), meta={"image_relative": rel})
             return
-        for n, row in self._rows(file):
+        for n, row in self.table_rows(file, "image"):
             where = f"line {n}"
             if not isinstance(row, dict) or not str(row.get("image") or "").strip():
                 yield self.problem(file, where, "no `image`")
@@ -72,25 +64,3 @@ class ImageFolder(TrainSource):
             yield SourceItem(id=f"{file.name}:{n}", source=self.name, images=(str(path),), question=question,
                              label=label, category=str(row.get("category") or "").strip() or None,
                              meta={"image_relative": str(row["image"]).strip()})
-
-    def _rows(self, file) -> Iterator[tuple[int, dict]]:
-        try:
-            if file.suffix.lower() == ".csv":
-                with open(file, newline="", encoding="utf-8") as f:
-                    reader = csv.DictReader(f)
-                    if not reader.fieldnames or "image" not in reader.fieldnames:
-                        raise DataError(f"source 'folder': {file} needs an `image` column (has "
-                                        f"{', '.join(reader.fieldnames or []) or 'none'})")
-                    for n, row in enumerate(reader, start=2):
-                        yield n, row
-            else:
-                with open(file, encoding="utf-8") as f:
-                    for n, line in enumerate(f, start=1):
-                        if not line.strip():
-                            continue
-                        try:
-                            yield n, json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            yield n, {"_error": str(exc)}
-        except UnicodeDecodeError as exc:
-            raise DataError(f"source 'folder': {file} is not UTF-8 text: {exc}") from None

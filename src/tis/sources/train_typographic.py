@@ -9,17 +9,12 @@ Labels default to unsafe (the instructions are harmful requests), else the row's
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import os
 from collections.abc import Iterator
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tis.core.errors import ConfigError, DataError
-from tis.core.paths import cache_dir
+from tis.core.errors import ConfigError
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, find_file
 
 LABELS = ("unsafe", "benign", "borderline")
@@ -39,14 +34,14 @@ class Typographic(TrainSource):
         licence: str | None = None
 
     def items(self) -> Iterator[SourceItem | SourceProblem]:
-        from tis.sources.figstep import FIGSTEP_PROMPT, find_font
+        from tis.sources.figstep import FIGSTEP_PROMPT, find_font, rendered_figstep_image
 
         file = find_file(self, ["instructions.csv", "instructions.jsonl"])
         font = find_font(self.options.font)
         if font is None:
             raise ConfigError("source 'typographic': no FreeMonoBold font found: install fonts-freefont-ttf or set "
                               "the source option `font` to a .ttf file")
-        for n, row in self._rows(file):
+        for n, row in self.table_rows(file, "instruction"):
             where = f"line {n}"
             instruction = str(row.get("instruction") or "").strip() if isinstance(row, dict) else ""
             if not instruction:
@@ -56,38 +51,7 @@ class Typographic(TrainSource):
             if label not in LABELS:
                 yield self.problem(file, where, f"label '{label}' is not one of {', '.join(LABELS)}")
                 continue
-            path = self._render(instruction, font)
+            path = str(rendered_figstep_image(instruction, font))
             yield SourceItem(id=f"{file.name}:{n}", source=self.name, images=(str(path),), question=FIGSTEP_PROMPT,
                              label=label, category=str(row.get("category") or "").strip() or None,
                              meta={"instruction": instruction, "rendered": "figstep"})
-
-    def _render(self, instruction: str, font) -> str:
-        from tis.sources.figstep import render_figstep_image
-
-        key = hashlib.sha256(f"{font.name}\0{instruction}".encode()).hexdigest()[:24]
-        path = cache_dir() / "figstep-rendered" / f"{key}.png"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            render_figstep_image(instruction, font).save(tmp, format="PNG")
-            os.replace(tmp, path)
-        return str(path)
-
-    def _rows(self, file) -> Iterator[tuple[int, dict]]:
-        try:
-            if file.suffix.lower() == ".csv":
-                with open(file, newline="", encoding="utf-8") as f:
-                    reader = csv.DictReader(f)
-                    if not reader.fieldnames or "instruction" not in reader.fieldnames:
-                        raise DataError(f"source 'typographic': {file} needs an `instruction` column")
-                    yield from enumerate(reader, start=2)
-            else:
-                with open(file, encoding="utf-8") as f:
-                    for n, line in enumerate(f, start=1):
-                        if line.strip():
-                            try:
-                                yield n, json.loads(line)
-                            except json.JSONDecodeError:
-                                yield n, {}
-        except UnicodeDecodeError as exc:
-            raise DataError(f"source 'typographic': {file} is not UTF-8 text: {exc}") from None
