@@ -96,6 +96,15 @@ def _scalar(annotation: Any) -> tuple[Any, tuple | None] | None:
     return None
 
 
+def cli(group: str, metavar: str | None = None, *aliases: str) -> dict:
+    """A field's flag settings, for `Field(json_schema_extra=cli(...))`: its help group, metavar and
+    more flag names."""
+    settings: dict = {"group": group, "aliases": list(aliases)}
+    if metavar:
+        settings["metavar"] = metavar
+    return {"cli": settings}
+
+
 def _cli_extra(info: Any) -> dict:
     extra = info.json_schema_extra
     if isinstance(extra, Mapping):
