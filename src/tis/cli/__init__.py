@@ -54,6 +54,14 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
     return parser
 
 
+def group_help(parser: argparse.ArgumentParser):
+    """The `func` of a command group run without its sub-command: print the group's help, exit 2."""
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+    return show
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for a failed file operation: the path, what went wrong, and what to do."""
     path = exc.filename if exc.filename is not None else None

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+from tis.cli import group_help
 from tis.cli.listing import add_listing_flags, print_listing
 
 
@@ -29,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="a benchmark option (e.g. variant=SD_TYPO); repeatable")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=run_check)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=group_help(p))
 
 
 def _stdout():

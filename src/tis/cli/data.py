@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from tis.cli import group_help
 from tis.cli.listing import add_listing_flags, print_listing
 
 
@@ -50,7 +51,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = dsub.add_parser("spec", help="print the shipped safety specification (YAML) to start your own from")
     sp.set_defaults(func=print_spec)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=group_help(p))
 
 
 def build(args: argparse.Namespace) -> int:

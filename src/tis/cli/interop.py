@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tis.cli import group_help
+
 GROUPS = ("jailbreak", "awareness", "over-refusal", "custom")
 
 
@@ -14,7 +16,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "inspect_ai's reasoning parts, wins; else the thought format splits the text) and "
                                    "stored as a run that `tis judge`, `tis report` and `tis compare` read.")
     isub = p.add_subparsers(dest="import_command", metavar="SOURCE")
-    p.set_defaults(func=lambda args: _help(p))
+    p.set_defaults(func=group_help(p))
 
     ip = isub.add_parser("inspect", help="an inspect_ai log (.eval or .json)",
                          description="One completion per sample and epoch of the log. The input's system message, "
@@ -53,11 +55,6 @@ def _common(p: argparse.ArgumentParser, *, model_default: str | None) -> None:
     p.add_argument("--judge", dest="judges", action="append", metavar="SPEC",
                    help="judge the imported run at once (as `tis judge RUN --judge SPEC`); repeatable")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=True)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _run_dir(args: argparse.Namespace, benchmark: str, model: str, source: dict) -> Path:

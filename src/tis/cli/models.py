@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tis.cli import group_help
 from tis.cli.listing import add_listing_flags, print_listing
 
 
@@ -25,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     be = msub.add_parser("backends", help="the model backends (--model KIND:...)")
     add_listing_flags(be)
     be.set_defaults(func=list_backends)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=group_help(p))
 
 
 def list_profiles(args: argparse.Namespace) -> int:
