@@ -107,6 +107,21 @@ def shape_problem(item: Any, fields: Sequence[str]) -> str | None:
     return None
 
 
+def keyed_item(item: Any, n: int, fields: Sequence[str], key_field: str, file: Path | str,
+               seen: set[str]) -> "tuple[str, str] | Problem":
+    """(key, record name) of item `n` of a JSON list, a record of `fields` known by `key_field`;
+    the Problem where it is not an object, lacks a field or repeats a key seen before."""
+    why = shape_problem(item, fields)
+    if why:
+        return problem(file, f"item {n}", why)
+    key = str(item[key_field])
+    record = f"item {n} ({key_field} {key})"
+    if key in seen:
+        return problem(file, record, f"duplicate {key_field} {key}")
+    seen.add(key)
+    return key, record
+
+
 def problem(file: Path | str, record: str, message: str) -> "Problem":
     from tis.sources.base import Problem
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.sources.base import Benchmark, Problem, SampleMeta
-from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
+from tis.sources.layout import as_list, image_ref, keyed_item, locate, problem, read_json
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
 
@@ -72,15 +72,10 @@ class MIS(Benchmark):
                 yield self._sample(item, n, split, file, seen)
 
     def _sample(self, item, n: int, split: str, file: Path, seen: set[str]) -> Sample | Problem:
-        record = f"item {n}"
-        why = shape_problem(item, FIELDS)
-        if why:
-            return problem(file, record, why)
-        key = str(item["id"])
-        record = f"item {n} (id {key})"
-        if key in seen:
-            return problem(file, record, f"duplicate id {key}")
-        seen.add(key)
+        keyed = keyed_item(item, n, FIELDS, "id", file, seen)
+        if isinstance(keyed, Problem):
+            return keyed
+        key, record = keyed
         if not isinstance(item["question"], str) or not item["question"].strip():
             return problem(file, record, "empty question")
         images: list[ImagePart] = []

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tis.sources.base import Benchmark, Problem, SampleMeta
-from tis.sources.layout import image_ref, locate, problem, read_json, shape_problem
+from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
 
@@ -67,16 +67,11 @@ class Siuo(Benchmark):
             yield self._sample(item, n, file, images, seen)
 
     def _sample(self, item, n: int, file: Path, images: Path, seen: set[str]) -> Sample | Problem:
-        record = f"item {n}"
         fields = FIELDS + (("options", "correct_option") if self.options.task == "mcqa" else ())
-        why = shape_problem(item, fields)
-        if why:
-            return problem(file, record, why)
-        key = str(item["question_id"])
-        record = f"item {n} (question_id {key})"
-        if key in seen:
-            return problem(file, record, f"duplicate question_id {key}")
-        seen.add(key)
+        keyed = keyed_item(item, n, fields, "question_id", file, seen)
+        if isinstance(keyed, Problem):
+            return keyed
+        key, record = keyed
         if not isinstance(item["question"], str) or not item["question"].strip():
             return problem(file, record, "empty question")
         image = image_ref(self, item["image"], root=images, file=file, record=record)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tis.sources.base import Benchmark, Problem
-from tis.sources.layout import image_ref, locate, problem, read_json, shape_problem
+from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
 
@@ -45,15 +45,10 @@ class VLSBench(Benchmark):
             yield self._sample(item, n, file, seen)
 
     def _sample(self, item, n: int, file: Path, seen: set[str]) -> Sample | Problem:
-        record = f"item {n}"
-        why = shape_problem(item, FIELDS)
-        if why:
-            return problem(file, record, why)
-        key = str(item["instruction_id"])
-        record = f"item {n} (instruction_id {key})"
-        if key in seen:
-            return problem(file, record, f"duplicate instruction_id {key}")
-        seen.add(key)
+        keyed = keyed_item(item, n, FIELDS, "instruction_id", file, seen)
+        if isinstance(keyed, Problem):
+            return keyed
+        key, record = keyed
         instruction = item["instruction"]
         if instruction is not None and not isinstance(instruction, str):
             return problem(file, record, f"instruction is not text ({type(instruction).__name__})")
