@@ -462,27 +462,34 @@ def _check_keys(model_cls: type[BaseModel], data: Mapping, path: Path, base: tup
             _check_keys(inner, value, path, (*base, key))
 
 
-def read_config_file(model_cls: type[BaseModel], path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML config file, its keys checked against `model_cls` (values are not validated)."""
+def read_yaml(path: str | Path, what: str = "config file", *, missing_hint: str = "") -> Any:
+    """The YAML document in `path` (None when empty). A file that is missing, a folder, not UTF-8 or
+    not YAML is a ConfigError naming `what` and the path (and the line, for YAML)."""
     import yaml
 
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
+        raise ConfigError(f"{what} {p} does not exist{missing_hint}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {p} is a folder, not a YAML file") from None
+        raise ConfigError(f"{what} {p} is a folder, not a YAML file") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{what} {p} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {p}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        raise ConfigError(f"{what} {p} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def read_config_file(model_cls: type[BaseModel], path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file, its keys checked against `model_cls` (values are not validated)."""
+    p = Path(path)
+    data = read_yaml(p)
     if data is None:
         return {}
     if not isinstance(data, dict):
