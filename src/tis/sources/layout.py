@@ -79,6 +79,14 @@ def read_json(path: Path, bench_name: str) -> Any:
         raise DataError(f"{bench_name}: cannot read {path}: {exc.strerror}") from None
 
 
+def read_json_list(path: Path, name: str) -> list[Any]:
+    """A JSON file holding a list (`read_json`); any other value is a DataError naming the file."""
+    items = read_json(path, name)
+    if not isinstance(items, list):
+        raise DataError(f"{name}: {path} should be a list of records, found {type(items).__name__}")
+    return items
+
+
 def image_ref(bench: "Benchmark", relative: Any, *, root: Path, file: Path | str, record: str,
               field: str = "image") -> "ImagePart | Problem":
     """An ImagePart for a path from a record, or a Problem when it is empty, escapes the root or

@@ -15,8 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.sources.base import Benchmark, Problem, SampleMeta
-from tis.sources.layout import as_list, image_ref, keyed_item, locate, problem, read_json
-from tis.core.errors import DataError
+from tis.sources.layout import as_list, image_ref, keyed_item, locate, problem, read_json_list
 from tis.core.types import ImagePart, Sample, TextPart
 
 SPLITS = ("easy", "hard", "real")
@@ -64,9 +63,7 @@ class MIS(Benchmark):
         assert self.data is not None
         for split in self.options.split:
             file = locate(self, split_files(split))
-            items = read_json(file, self.name)
-            if not isinstance(items, list):
-                raise DataError(f"{self.name}: {file} should be a list of items, found {type(items).__name__}")
+            items = read_json_list(file, self.name)
             seen: set[str] = set()
             for n, item in enumerate(items):
                 yield self._sample(item, n, split, file, seen)

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tis.sources.base import Benchmark, Problem, SampleMeta
-from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json
+from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json_list
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
 
@@ -59,9 +59,7 @@ class Siuo(Benchmark):
         images = file.parent / "images"
         if not images.is_dir():
             raise DataError(f"{self.name}: no images/ folder beside {file} (expected {images}/S-01.png ...)")
-        items = read_json(file, self.name)
-        if not isinstance(items, list):
-            raise DataError(f"{self.name}: {file} should be a list of items, found {type(items).__name__}")
+        items = read_json_list(file, self.name)
         seen: set[str] = set()
         for n, item in enumerate(items):
             yield self._sample(item, n, file, images, seen)

@@ -22,7 +22,6 @@ from tis.core.errors import DataError
 from tis.core.registry import Registry
 from tis.core.types import Frozen
 from tis.sources.base import validated_options
-from tis.sources.layout import read_json
 
 Label = Literal["unsafe", "benign", "borderline"]
 
@@ -73,14 +72,6 @@ class TrainSource(ABC):
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         """Yield an item per usable record and a problem per unusable one, lazily. A fault that
         stops the whole set from being read (missing file, wrong root) raises DataError."""
-
-    def read_list(self, file: Path) -> list[Any]:
-        """The records of a JSON file holding a list; a file that does not read or parse, or holds
-        no list, stops the whole set (DataError naming the file)."""
-        records = read_json(file, f"source '{self.name}'")
-        if not isinstance(records, list):
-            raise DataError(f"source '{self.name}': {file} should hold a list of records, not {type(records).__name__}")
-        return records
 
     def table_rows(self, file: Path, column: str) -> Iterator[tuple[int, Any]]:
         """(line number, row) of a CSV file with a header holding `column` (rows from line 2) or a

@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tis.sources.layout import read_json_list
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 FIELDS = ("id", "question", "image_path1", "image_path2")
@@ -33,7 +34,7 @@ class MISTrain(TrainSource):
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, ["mis_train.json", "MIS_train.json", "train.json", "data/mis_train.json",
                                 "data/train.json"])
-        records = self.read_list(file)
+        records = read_json_list(file, f"source '{self.name}'")
         for n, rec in enumerate(records):
             where = f"record {n}"
             if not isinstance(rec, dict) or any(f not in rec for f in FIELDS):

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from tis.sources.layout import read_json_list
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 IMAGE_TOKEN = "<image>"
@@ -56,7 +57,7 @@ class ShareGPTSet(TrainSource):
 
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, [self.options.file, "train_data_sample.json", "data.json"])
-        records = self.read_list(file)
+        records = read_json_list(file, f"source '{self.name}'")
         for n, rec in enumerate(records):
             where = f"record {n}"
             conv = turns(rec) if isinstance(rec, dict) else None

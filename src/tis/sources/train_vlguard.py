@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
+from tis.sources.layout import read_json_list
 from tis.sources.train_base import SourceItem, SourceProblem, TrainSource, _Escape, find_file
 
 KEYS = {"instruction": "unsafe", "unsafe_instruction": "unsafe", "safe_instruction": "benign"}
@@ -34,7 +35,7 @@ class VLGuardTrain(TrainSource):
 
     def items(self) -> Iterator[SourceItem | SourceProblem]:
         file = find_file(self, ["train.json", "data/train.json"])
-        records = self.read_list(file)
+        records = read_json_list(file, f"source '{self.name}'")
         base = file.parent / "train" if (file.parent / "train").is_dir() else file.parent
         for n, rec in enumerate(records):
             where = f"record {n}"

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tis.sources.base import Benchmark, Problem, SampleMeta
-from tis.sources.layout import as_list, image_ref, locate, problem, read_json, shape_problem
+from tis.sources.layout import as_list, image_ref, locate, problem, read_json_list, shape_problem
 from tis.core.errors import DataError
 from tis.core.types import ImagePart, Sample, TextPart
 
@@ -69,9 +69,7 @@ class VLGuard(Benchmark):
         name = f"{self.options.split}.json"
         file = locate(self, [name, f"data/{name}"])
         images = self._image_root(file)
-        items = read_json(file, self.name)
-        if not isinstance(items, list):
-            raise DataError(f"{self.name}: {file} should be a list of records, found {type(items).__name__}")
+        items = read_json_list(file, self.name)
         seen: set[str] = set()
         for subset in self.options.subset:
             for n, item in enumerate(items):

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tis.sources.base import Benchmark, Problem
-from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json
-from tis.core.errors import DataError
+from tis.sources.layout import image_ref, keyed_item, locate, problem, read_json_list
 from tis.core.types import ImagePart, Sample, TextPart
 
 FIELDS = ("instruction_id", "instruction", "image_path", "category")
@@ -37,9 +36,7 @@ class VLSBench(Benchmark):
 
     def records(self) -> Iterator[Sample | Problem]:
         file = locate(self, ["data.json", "data/data.json"])
-        items = read_json(file, self.name)
-        if not isinstance(items, list):
-            raise DataError(f"{self.name}: {file} should be a list of items, found {type(items).__name__}")
+        items = read_json_list(file, self.name)
         seen: set[str] = set()
         for n, item in enumerate(items):
             yield self._sample(item, n, file, seen)
