@@ -82,6 +82,20 @@ def test_image_count_and_missing_and_broken_images(tmp_path):
     assert "does not open" in next(f.detail for f in report.errors if f.index == 2)
 
 
+def test_image_marks_follow_the_rule_tis_train_reads(tmp_path):
+    """A messages record (TRL's layout) may carry no <image> mark (its images lead); a sharegpt
+    record needs one per image; neither may carry a wrong number."""
+    png(tmp_path / "a.png", 1)
+    answer = [{"role": "assistant", "content": GOOD}]
+    records = [{"messages": [{"role": "user", "content": "What is this?"}, *answer], "images": ["a.png"]},
+               {"conversations": [{"from": "human", "value": "What is this?"}, {"from": "gpt", "value": GOOD}],
+                "images": ["a.png"]},
+               {"messages": [{"role": "user", "content": "<image><image>What is this?"}, *answer], "images": ["a.png"]}]
+    (tmp_path / "set.json").write_text(json.dumps(records))
+    assert [(f.index, f.kind) for f in check_file(tmp_path / "set.json").errors] == [(1, "image count"),
+                                                                                   (2, "image count")]
+
+
 def test_a_clean_set_passes_and_messages_jsonl_is_read(tmp_path, capsys):
     assert main(["data", "check", _set(tmp_path, [GOOD, GOOD.replace("sign", "board")])]) == 0
     png(tmp_path / "b.png", 2)

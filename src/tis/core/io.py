@@ -1,4 +1,5 @@
-"""Reading record files: a JSON list, JSON Lines or Parquet file, as a list of rows."""
+"""Reading record files (a JSON list, JSON Lines or Parquet file, as a list of rows) and the image
+rule of chat training records."""
 
 from __future__ import annotations
 
@@ -43,3 +44,10 @@ def read_records(path: Path) -> list[Any]:
     if not isinstance(data, list):
         raise DataError(f"{path}: a set is a JSON list of records, not a {type(data).__name__}")
     return data
+
+
+def image_marks_fit(marks: int, images: int, *, sharegpt: bool) -> bool:
+    """Whether a chat record's `<image>` marks (or image parts) fit its images: one mark per image
+    (LLaMA-Factory's sharegpt rule) or, in a `messages` record (TRL's layout), no mark at all, the
+    images then standing before the first user turn's text."""
+    return marks == images or (not sharegpt and marks == 0)

@@ -7,6 +7,7 @@ Reads a LLaMA-Factory sharegpt JSON (`conversations` + `images`), a messages JSO
 errors (the record would train wrongly; exit 1):
   schema            no user turn or no assistant turn, or turns that are not text
   image count       `<image>` tokens (or image parts) differ from the number of images
+                    (a `messages` record may have none: its images lead, as `tis train` reads it)
   image             an image that is missing or does not open
   format            not exactly one closed `<think>` thought at the very start of the answer
                     (text or a bold / heading before it, several or unclosed thoughts)
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tis.core.errors import DataError
-from tis.core.io import read_records
+from tis.core.io import image_marks_fit, read_records
 from tis.data.text import answer_refuses, find_leakage, format_issues, load_leakage_phrases, noise_issues, split, thought_decision
 
 IMAGE_TOKEN = "<image>"
@@ -152,7 +153,7 @@ def check_file(path: str | Path, *, judge=None, leakage_phrases: str | Path | No
             add("schema", "error", "needs a user and an assistant turn", shown)
             continue
         tokens = sum(t.count(IMAGE_TOKEN) for t in user_text) + image_parts
-        if tokens != len(images):
+        if not image_marks_fit(tokens, len(images), sharegpt=key == "conversations"):
             add("image count", "error", f"{tokens} <image> token(s) for {len(images)} image(s)", shown)
         for im in images:
             problem = _image_problem(im, path.parent, image_state, open_images)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tis.core.errors import ConfigError, DataError
-from tis.core.io import read_records
+from tis.core.io import image_marks_fit, read_records
 
 IMAGE_MARK = "<image>"
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
@@ -368,7 +368,7 @@ def _record(row: Any, rid: str, base: Path, tags: _Tags | None) -> TrainRecord:
     if messages[-1]["role"] != "assistant":
         raise _Bad("the last turn is not the assistant's")
     if marks != len(images):
-        if marks == 0 and not tags.sharegpt and images:
+        if image_marks_fit(marks, len(images), sharegpt=tags.sharegpt):
             first = next(m for m in messages if m["role"] == "user")
             first["content"] = [{"type": "image"} for _ in images] + first["content"]
         else:
