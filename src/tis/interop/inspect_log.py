@@ -24,7 +24,7 @@ from typing import Any
 
 from tis.core.errors import ConfigError, DataError
 from tis.core.types import ImagePart, Sample, TextPart, Usage
-from tis.interop.runs import ImageCache, ImportedCompletion
+from tis.interop.runs import ImageCache, ImportedCompletion, set_aside
 
 INSTALL = "pip install 'tis[inspect]'"
 
@@ -337,8 +337,6 @@ def log_completions(log, path: Path, run_dir: Path, *, benchmark: str, group: st
                     category_key: str = "category", skip_bad: bool = False,
                     problems: list | None = None) -> Iterator[ImportedCompletion]:
     """Each sample of `log` as a completion; input images that are data URIs go to `run_dir/images`."""
-    from tis.sources.base import Problem
-
     images = _Images((run_dir / "images").resolve(), path.parent.resolve())
     for s in log.samples or []:
         try:
@@ -350,12 +348,8 @@ def log_completions(log, path: Path, run_dir: Path, *, benchmark: str, group: st
             if error is None and not text and not reasoning:
                 raise _Bad("it has no output (no assistant message and no error)")
         except _Bad as exc:
-            record = f"sample {s.id} (epoch {s.epoch})"
-            if not skip_bad:
-                raise DataError(f"{path}: {record}: {exc} (pass --skip-bad to skip such samples and count "
-                                "them)") from None
-            if problems is not None:
-                problems.append(Problem(file=str(path), record=record, message=str(exc)))
+            set_aside(path, f"sample {s.id} (epoch {s.epoch})", exc, skip_bad=skip_bad, problems=problems,
+                      what="samples")
             continue
         meta = dict(s.metadata or {})
         category = meta.get(category_key)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from tis.core.errors import DataError
 from tis.core.types import Sample, TextPart, Usage
-from tis.interop.runs import ImageCache, ImportedCompletion
+from tis.interop.runs import ImageCache, ImportedCompletion, set_aside
 
 KEYS = {"id", "prompt", "images", "output", "reasoning", "index", "category", "system", "meta",
         "finish_reason", "error", "usage"}
@@ -22,8 +22,6 @@ KEYS = {"id", "prompt", "images", "output", "reasoning", "index", "category", "s
 
 def read_jsonl(path: str | Path, *, benchmark: str, group: str = "custom", skip_bad: bool = False,
                problems: list | None = None) -> Iterator[ImportedCompletion]:
-    from tis.sources.base import Problem
-
     path = Path(path)
     try:
         f = path.open(encoding="utf-8")
@@ -47,11 +45,7 @@ def read_jsonl(path: str | Path, *, benchmark: str, group: str = "custom", skip_
                 yield _completion(path, line, benchmark, group, images)
             except _Bad as exc:
                 record = f"line {n}" + (f" (id {exc.sid})" if exc.sid is not None else "")
-                if not skip_bad:
-                    raise DataError(f"{path}: {record}: {exc} (pass --skip-bad to skip such records and count "
-                                    "them)") from None
-                if problems is not None:
-                    problems.append(Problem(file=str(path), record=record, message=str(exc)))
+                set_aside(path, record, exc, skip_bad=skip_bad, problems=problems)
 
 
 class _Bad(Exception):

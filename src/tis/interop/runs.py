@@ -35,6 +35,18 @@ class ImportedCompletion:
     latency_s: float | None = None
 
 
+def set_aside(path: Path, record: str, why: Exception | str, *, skip_bad: bool, problems: list | None,
+              what: str = "records") -> None:
+    """A record of an imported file that cannot become a completion: a DataError naming the file and
+    the record, or, with `skip_bad`, a Problem added to `problems` (counted, never dropped silently)."""
+    from tis.sources.base import Problem
+
+    if not skip_bad:
+        raise DataError(f"{path}: {record}: {why} (pass --skip-bad to skip such {what} and count them)") from None
+    if problems is not None:
+        problems.append(Problem(file=str(path), record=record, message=str(why)))
+
+
 @dataclass
 class ImportOutcome:
     run_dir: Path
