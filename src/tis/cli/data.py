@@ -7,7 +7,7 @@ import json
 import sys
 
 from tis.cli import group_help
-from tis.cli.listing import add_listing_flags, print_listing
+from tis.cli.listing import add_listing_flags, print_registry
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -148,9 +148,7 @@ def show(args: argparse.Namespace) -> int:
 def list_sources(args: argparse.Namespace) -> int:
     from tis.sources.train_base import TRAIN_SOURCES
 
-    entries = TRAIN_SOURCES.entries()
-    return print_listing(args, ("source", "summary"), [(e.name, e.summary) for e in entries],
-                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])
+    return print_registry(args, TRAIN_SOURCES, "source")
 
 
 def print_spec(args: argparse.Namespace) -> int:

@@ -102,3 +102,10 @@ def print_listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequen
         out.write("\n".join(table_lines(headers, rows, terminal_width(out))) + "\n")
     out.flush()
     return 0
+
+
+def print_registry(args: argparse.Namespace, registry: Any, noun: str) -> int:
+    """A registry's entries (name and summary; the import target too with --json) as a listing."""
+    entries = registry.entries()
+    return print_listing(args, (noun, "summary"), [(e.name, e.summary) for e in entries],
+                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tis.cli import group_help
-from tis.cli.listing import add_listing_flags, print_listing
+from tis.cli.listing import add_listing_flags, print_listing, print_registry
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +51,4 @@ def show_profile(args: argparse.Namespace) -> int:
 def list_backends(args: argparse.Namespace) -> int:
     from tis.models import MODELS
 
-    entries = MODELS.entries()
-    return print_listing(args, ("backend", "summary"), [(e.name, e.summary) for e in entries],
-                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])
+    return print_registry(args, MODELS, "backend")
