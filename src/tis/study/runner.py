@@ -209,7 +209,10 @@ def _run_train(cell: TrainCell, plan: Plan, progress: bool) -> CellResult:
     from tis.train.run import last_checkpoint, train
 
     if cell.settings.get("shipped") == "tis-sample":
-        materialise_set(shipped_set_dir() / "train_data_sample.json", plan.out / "data" / "tis-sample")
+        target = materialise_set(shipped_set_dir() / "train_data_sample.json", plan.out / "data" / "tis-sample")
+        if (target.parent / "STAND-IN-IMAGES.txt").is_file():
+            print(f"the TiS sample's images are rendered stand-ins (the question drawn as text; the release ships "
+                  f"its images apart): {target.parent / 'STAND-IN-IMAGES.txt'}", file=sys.stderr, flush=True)
     elif cell.settings.get("stand_in_images"):
         for spec in cell.settings["config"]["data"]:
             path = Path(spec.split("#")[0].split("*")[0])
