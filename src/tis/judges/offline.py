@@ -32,7 +32,6 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +40,7 @@ import numpy as np
 
 from tis.core.errors import ConfigError, DataError
 from tis.judges.agreement import Agreement, agreement
+from tis.core.batching import MicroBatcher
 from tis.judges.base import Judge
 from tis.core.types import Generation, Sample, Target, Verdict, file_sha256
 
@@ -547,80 +547,6 @@ def _brief(a: Agreement) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- judge
 
 
-class _MicroBatcher:
-    """Gathers concurrent calls into one batch: up to `max_items`, or what arrived within `max_wait_s`.
-
-    Each batch runs in a worker thread so the event loop keeps serving model calls meanwhile.
-    """
-
-    def __init__(self, fn: Callable[[list], list], max_items: int = 64, max_wait_s: float = 0.005):
-        self.fn = fn
-        self.max_items = max_items
-        self.max_wait_s = max_wait_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Any, asyncio.Future]] = []
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def submit(self, item: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._task is None or self._task.done():
-            self._loop, self._pending, self._wake = loop, [], asyncio.Event()
-            self._task = loop.create_task(self._run())
-        future = loop.create_future()
-        self._pending.append((item, future))
-        self._wake.set()
-        return await future
-
-    async def _run(self) -> None:
-        assert self._loop is not None and self._wake is not None
-        while True:
-            await self._wake.wait()
-            if len(self._pending) < self.max_items:
-                await asyncio.sleep(self.max_wait_s)  # let callers arriving together share the batch
-            batch, self._pending = self._pending[:self.max_items], self._pending[self.max_items:]
-            if not self._pending:
-                self._wake.clear()
-            batch = [(item, fut) for item, fut in batch if not fut.done()]
-            if not batch:
-                continue
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tis-offline-judge")
-            try:
-                results = await self._loop.run_in_executor(self._executor, self.fn, [item for item, _ in batch])
-            except asyncio.CancelledError:  # closing: nobody is left waiting forever
-                for _, fut in batch:
-                    fut.cancel()
-                raise
-            except Exception as exc:  # every caller of this batch sees the failure
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-            else:
-                for (_, fut), result in zip(batch, results):
-                    if not fut.done():
-                        fut.set_result(result)
-
-    async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._task = None
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.cancel()
-        self._pending = []
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-
-
-
 class OfflineJudge(Judge):
     """unsafe / safe from the trained classifier; score = probability that the text is harmful.
 
@@ -644,7 +570,10 @@ class OfflineJudge(Judge):
             embedder = Embedder(cache_size=4096, **self.model.meta.get("embedder_settings", EMBEDDER_SETTINGS))
         self.embedder = embedder
         self._weights_sha256 = file_sha256(self.weights_path)
-        self._batcher = _MicroBatcher(self._probabilities, max_items=max_batch, max_wait_s=max_wait_ms / 1000)
+        # concurrent judgements share one batch, computed in a worker thread so the event loop keeps
+        # serving model calls meanwhile
+        self._batcher = MicroBatcher(self._probabilities, max_batch, max_wait_s=max_wait_ms / 1000, in_thread=True,
+                                     split_on_error=False)
 
     @property
     def id(self) -> str:
