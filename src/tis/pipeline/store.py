@@ -3,8 +3,8 @@
 Generations are keyed by a hash of what produced them (model identity, messages with image
 hashes, generation parameters, sample index); verdicts by a hash of the generation key, the judge's
 identity, the target and the judged text. Every record is committed as soon as it exists (those
-made within 20 ms of each other in one transaction), so a killed run loses at most the calls in
-flight and the last few milliseconds' records, and a re-run finds its work already done.
+finished in the same turn of the event loop share one transaction), so a killed run loses at most
+the calls in flight, and a re-run finds its work already done.
 
 A stored `ok` record is never overwritten; a `failed` one is replaced when a retry succeeds.
 
@@ -35,7 +35,6 @@ from tis.core.types import Generation, GenerationRecord, Sample, Verdict, Verdic
 
 SCHEMA_VERSION = 2
 LOCK_NAME = "tis.lock"
-FLUSH_S = 0.02  # records made within this window are committed in one transaction
 DB_NAME = "tis.sqlite"
 
 _SCHEMA = """
@@ -90,11 +89,11 @@ class RunStore:
         self._pending: list[tuple[str, tuple]] = []  # writes waiting for their commit
         self._flush_loop = None  # the event loop a flush is scheduled in
 
-    # writes: committed together, within FLUSH_S ---------------------------------------------
+    # writes: committed at the next turn of the event loop ---------------------------------------------
     def _write(self, sql: str, params: tuple) -> None:
-        """Queue a write. Inside a running event loop the writes are committed together at most
-        `FLUSH_S` later (one transaction instead of one per row; a killed run loses at most that
-        window's records, which the re-run makes again); outside a loop, at once."""
+        """Queue a write. Inside a running event loop the writes queued in one turn of the loop are
+        committed together at the start of the next (one transaction instead of one per row, and no
+        finished call waits); outside a loop, at once."""
         import asyncio
 
         self._pending.append((sql, params))
@@ -105,7 +104,7 @@ class RunStore:
             return
         if self._flush_loop is not loop:  # none scheduled (or only in a loop that has ended)
             self._flush_loop = loop
-            loop.call_later(FLUSH_S, self.flush)
+            loop.call_soon(self.flush)  # no wait: a paid call is never left uncommitted
 
     def flush(self) -> None:
         """Commit every queued write in one transaction (reads call it first)."""
