@@ -54,6 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     vp.add_argument("--per-set", type=int, default=120, metavar="N",
                     help="harmful and safe test rows per set to frame [120]")
     vp.add_argument("--weights", metavar="PATH", help="offline judge weights [shipped]")
+    vp.add_argument("--encoding", default="utf-8-sig", metavar="NAME", help="text encoding of the labelled files")
     vp.set_defaults(func=thoughts)
 
     cp = jsub.add_parser("calibrate", help="a judge's agreement with human labels",
@@ -139,7 +140,7 @@ def thoughts(args: argparse.Namespace) -> int:
     from tis.judges.thought_validation import format_thought_report, validate_thoughts
 
     report = validate_thoughts(args.tis, args.data, weights=args.weights, per_set=args.per_set,
-                               progress=lambda msg: print(msg, file=sys.stderr))
+                               encoding=args.encoding, progress=lambda msg: print(msg, file=sys.stderr))
     print(format_thought_report(report))
     return 0
 

@@ -85,13 +85,13 @@ def framed_thoughts(prompts: list[str], responses: list[str], labels: list[int],
 
 
 def labelled_thoughts(tis_path: str | Path, labelled_paths: list[str | Path],
-                      per_set_limit: int | None = None) -> list[LabelledThought]:
+                      per_set_limit: int | None = None, encoding: str = "utf-8-sig") -> list[LabelledThought]:
     """TiS thoughts and framed responses from the test rows of each labelled set (the first
     `per_set_limit` harmful and safe rows of each, in file order)."""
     from tis.judges.offline import load_sets
 
     out = tis_thoughts(tis_path)
-    for s in load_sets(labelled_paths):
+    for s in load_sets(labelled_paths, encoding=encoding):
         test = s.mask("test")
         for label in (1, 0):
             idx = [i for i in range(len(s.y)) if test[i] and int(s.y[i]) == label][:per_set_limit]

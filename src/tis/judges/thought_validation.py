@@ -61,12 +61,12 @@ def score_thoughts(judge: Any, thoughts: Sequence[LabelledThought]) -> tuple[lis
 
 
 def validate_thoughts(tis_path: str | Path, data: Sequence[str | Path], *, weights: str | Path | None = None,
-                      per_set: int | None = 120, judge: Any = None,
+                      per_set: int | None = 120, judge: Any = None, encoding: str = "utf-8-sig",
                       progress: Callable[[str], None] | None = None) -> ThoughtReport:
     from tis.judges.offline import OfflineJudge
 
     say = progress or (lambda _m: None)
-    thoughts = labelled_thoughts(tis_path, list(data), per_set_limit=per_set)
+    thoughts = labelled_thoughts(tis_path, list(data), per_set_limit=per_set, encoding=encoding)
     judge = judge or OfflineJudge(weights)
     say(f"scoring {len(thoughts)} labelled thoughts step by step")
     steps, step_probs, whole = score_thoughts(judge, thoughts)
