@@ -131,3 +131,23 @@ def test_a_broken_model_file_says_what_to_do(tmp_path):
     bad.write_text("{}", encoding="utf-8")
     with pytest.raises(ConfigError, match="not a refusal model file"):
         RefusalJudge(bad)
+
+
+def test_the_learned_judge_hashes_its_cues_once(monkeypatch):
+    import tis.judges.refusal as refusal
+
+    calls = []
+    real = refusal.content_hash
+    monkeypatch.setattr(refusal, "content_hash", lambda obj: calls.append(1) or real(obj))
+    judge = RefusalJudge()
+    first = judge.identity
+    first["id"] = "changed by a caller"
+    second = judge.identity
+    assert len(calls) == 1
+    assert second["id"] == "refusal" and second["cues_sha256"] == real(refusal_cue_patterns())
+
+
+def refusal_cue_patterns():
+    from tis.judges.cues import CUE_PATTERNS
+
+    return CUE_PATTERNS

@@ -173,6 +173,7 @@ class RefusalJudge(Judge):
         self.model_path = Path(model) if model else DEFAULT_REFUSAL_MODEL
         self.model = RefusalModel.load(self.model_path)
         self._sha = file_sha256(self.model_path)
+        self._identity: dict | None = None
 
     @property
     def id(self) -> str:
@@ -180,10 +181,13 @@ class RefusalJudge(Judge):
 
     @property
     def identity(self) -> dict:
-        from tis.judges.cues import CUE_PATTERNS
+        # hashed once: results writing reads the identity for every completion
+        if self._identity is None:
+            from tis.judges.cues import CUE_PATTERNS
 
-        return {"id": self.id, "model_sha256": self._sha, "cues_sha256": content_hash(CUE_PATTERNS),
-                "thought": "not_applicable"}
+            self._identity = {"id": self.id, "model_sha256": self._sha, "cues_sha256": content_hash(CUE_PATTERNS),
+                              "thought": "not_applicable"}
+        return dict(self._identity)
 
     def classify(self, text: str) -> Verdict:
         from tis.judges.cues import OPENING_CHARS, cue_hits
