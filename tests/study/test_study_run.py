@@ -96,8 +96,14 @@ def test_study_end_to_end(server, study_file, tmp_path, capsys, tis_main):
     assert mx[("reasoner+safety_system_prompt", "jb")][5] == "100.0%"
     assert mx[("reasoner+no_thinking", "jb")][2:4] == ["0", "6"]
     thought = {(r[0], r[1]): r for r in csv.reader((out / "tables" / "thought-refusal.csv").open())}
-    assert thought[("reasoner", "jb")][3] == "100.0%" and thought[("reasoner+no_thinking", "jb")][3] == "0.0%"
-    assert thought[("reasoner+no_thinking", "jb")][7] == "-100.0"  # closed thoughts, paired change
+    head = thought[("variant", "benchmark")]
+    row = {k: dict(zip(head, r)) for k, r in thought.items()}
+    assert row[("reasoner", "jb")]["thought closed"] == "100.0%"
+    assert row[("reasoner+no_thinking", "jb")]["thought closed"] == "0.0%"
+    assert row[("reasoner+no_thinking", "jb")]["Δ closed vs plain (points)"] == "-100.0"  # paired change
+    assert row[("reasoner+no_thinking", "jb")]["thought opened"] == "0.0%"  # an empty thought is none
+    assert row[("reasoner+safety_system_prompt", "jb")]["refusal rate (of answers)"] == "100.0%"
+    assert row[("reasoner+safety_system_prompt", "jb")]["with an answer"] == "6 of 6"
     assert "The thought helps" in md
     # formats: markdown, LaTeX, CSV for every table
     for name in ("collapse", "mitigation", "mitigation-detail", "thought-answer", "thought-refusal"):

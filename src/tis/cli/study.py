@@ -69,7 +69,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         print(f"  {cid}: {outcome.results[cid].status} — {outcome.results[cid].error}")
     if outcome.tables:
         for name, title in (("mitigation", "mitigation (mean per group)"),
-                            ("thought-refusal", "closed thoughts and refusals (95% intervals)")):
+                            ("thought-refusal", "thoughts opened and closed, and refusals (95% intervals)")):
             table = outcome.tables.get(name)
             if table is not None and table.is_file():
                 print(f"\n{title}:\n{table.read_text(encoding='utf-8')}")

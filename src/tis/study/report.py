@@ -125,7 +125,8 @@ def write_study_outputs(plan, outcome=None) -> tuple[dict[str, Path], Path]:
               "mitigation": "Mitigation: plain, defences and fine-tuned variants on every group (mean per group)",
               "mitigation-detail": "Mitigation per benchmark, paired against the plain variant",
               "thought-answer": "Thought x answer (primary judge), before and after",
-              "thought-refusal": "Closed thoughts and refusals (refusal judge), with changes against the plain variant"}
+              "thought-refusal": "Thoughts opened and closed, and refusals (refusal judge), with changes against the plain "
+                                 "variant"}
     md = [f"# Study {plan.study.name}", ""]
     if plan.study.description:
         md += [plan.study.description.strip(), ""]

@@ -128,6 +128,15 @@ def _headline(run):
     return head, m
 
 
+def opened_thought(row) -> bool:
+    """The output has a non-empty thought, closed or not (an unclosed one ran to the token limit)."""
+    return bool((row.thought or "").strip())
+
+
+def answered(row) -> bool:
+    return bool((row.answer or "").strip())
+
+
 def closed_thought(row) -> bool:
     return bool(row.thought) and not row.truncated and row.split_source in ("tags", "api_field", "prefilled")
 
@@ -181,16 +190,21 @@ def build_tables(plan: Plan) -> StudyTables:
                 # thought / refusal measures
                 rows = [r for r in run.rows if r.ok]
                 ref = [x for x in (refused(r) for r in rows) if x is not None]
-                t.thought.setdefault(label, {})[b] = {"closed": _measure([closed_thought(r) for r in rows]),
+                t.thought.setdefault(label, {})[b] = {"opened": _measure([opened_thought(r) for r in rows]),
+                                                      "closed": _measure([closed_thought(r) for r in rows]),
+                                                      "answered": _measure([answered(r) for r in rows]),
                                                       "refused": _measure(ref)}
                 if label != model and plain is not None:
                     pa = {_key(r): r for r in plain.rows if r.ok}
                     pb = {_key(r): r for r in rows}
+                    oa = {k: opened_thought(r) for k, r in pa.items()}
+                    ob = {k: opened_thought(r) for k, r in pb.items()}
                     ca = {k: closed_thought(r) for k, r in pa.items()}
                     cb = {k: closed_thought(r) for k, r in pb.items()}
                     ra = {k: v for k, r in pa.items() if (v := refused(r)) is not None}
                     rb = {k: v for k, r in pb.items() if (v := refused(r)) is not None}
                     t.thought_change.setdefault(model, {}).setdefault(label, {})[b] = {
+                        "opened": paired_flags(oa, ob, higher_is_better=True),
                         "closed": paired_flags(ca, cb, higher_is_better=True),
                         "refused": paired_flags(ra, rb, higher_is_better=True)}
                 # thought x answer matrix
@@ -374,18 +388,21 @@ def matrix_rows(t: StudyTables) -> list[list[str]]:
 
 
 def thought_rows(t: StudyTables) -> list[list[str]]:
-    head = ["variant", "benchmark", "n", "closed thought", "95% CI", "refusal rate", "95% CI",
+    head = ["variant", "benchmark", "n", "thought opened", "95% CI", "thought closed", "95% CI", "with an answer",
+            "refusal rate (of answers)", "95% CI", "Δ opened vs plain (points)", "95% CI", "p",
             "Δ closed vs plain (points)", "95% CI", "p", "Δ refusal vs plain (points)", "95% CI", "p"]
     rows = [head]
     change = {label: benches for labels in t.thought_change.values() for label, benches in labels.items()}
     for label, benches in t.thought.items():
         for b, m in benches.items():
             c = change.get(label, {}).get(b)
-            extra = ["", "", "", "", "", ""]
+            extra = [""] * 9
             if c:
-                extra = [_pp(c["closed"].diff), _ci(c["closed"].ci), _p(c["closed"].p),
-                         _pp(c["refused"].diff), _ci(c["refused"].ci), _p(c["refused"].p)]
-            rows.append([label, b, str(m["closed"].n), pct(m["closed"].value), _rate_ci(m["closed"].ci),
+                extra = [x for key in ("opened", "closed", "refused")
+                         for x in (_pp(c[key].diff), _ci(c[key].ci), _p(c[key].p))]
+            rows.append([label, b, str(m["closed"].n), pct(m["opened"].value), _rate_ci(m["opened"].ci),
+                         pct(m["closed"].value), _rate_ci(m["closed"].ci),
+                         f"{round(m['answered'].value * m['answered'].n) if m['answered'].n else 0} of {m['answered'].n}",
                          pct(m["refused"].value), _rate_ci(m["refused"].ci), *extra])
     return rows
 
