@@ -74,3 +74,11 @@ def test_build_train_and_evaluate_again(tiny_llava_dir, tmp_path):
     again = run_study(load_plan(path, out=out), progress=False, write=lambda line: None)
     assert sorted(k for k, r in again.results.items() if r.status != "skipped") == \
         ["eval:tiny@missing:jb", "train:tiny@missing"]
+    # other training settings: the run starts afresh (its old checkpoints are not resumed) and its
+    # evaluation runs again; the plain model's cells stay done
+    study["training"][0]["config"]["max_steps"] = 3
+    study["training"][0]["sets"] = ["built"]
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    third = run_study(load_plan(path, out=out), progress=False, write=lambda line: None)
+    assert sorted(third.ran) == ["eval:tiny@built:jb", "train:tiny@built"]
+    assert json.loads((out / "train" / "tiny@built" / "training_manifest.json").read_text())["steps"] == 3

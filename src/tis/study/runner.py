@@ -219,6 +219,14 @@ def _run_train(cell: TrainCell, plan: Plan, progress: bool) -> CellResult:
             if path.is_file():
                 render_stand_ins(json.loads(path.read_text(encoding="utf-8")), path.parent)
     config = dict(cell.settings["config"])
+    marker = cell.out / "study-cell.json"
+    same = marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == cell.fingerprint
+    if same and (cell.out / "training_manifest.json").is_file():
+        return CellResult("done")  # finished before the study's state recorded it
+    if cell.out.is_dir() and not same:
+        shutil.rmtree(cell.out)  # checkpoints of other settings: never resumed into this run
+    cell.out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"cell": cell.id, "fingerprint": cell.fingerprint}) + "\n", encoding="utf-8")
     cfg = TrainConfig.model_validate({**config, "progress": progress,
                                       "resume": last_checkpoint(cell.out) is not None})
     result = train(cfg)
