@@ -30,10 +30,15 @@ class Cell:
     #: the cells whose output this one needs
     needs: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the fingerprints of the cells it needs: a retrained model's evaluations run again
+    upstream: list[str] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:
-        return content_hash({"kind": self.kind, "settings": self.settings})[:16]
+        what: dict[str, Any] = {"kind": self.kind, "settings": self.settings}
+        if self.upstream:
+            what["upstream"] = self.upstream
+        return content_hash(what)[:16]
 
 
 @dataclass
@@ -243,13 +248,17 @@ def make_plan(study: StudyFile, study_file: Path, *, out: str | Path | None = No
                                settings={"config": {**t.config, "model": train_source(m), "data": data,
                                                     "out": str(tout)},
                                          "shipped": s.shipped, "stand_in_images": s.stand_in_images})
+                if s.build:
+                    tc.upstream = [c.fingerprint for c in cells if c.id == f"build:{s.build}"]
                 cells.append(tc)
                 trained = m.model_copy(update={"model": f"hf:{tout}", "base_url": [], "api_key_env": None})
                 for g, b in benches:
                     if g not in t.groups:
                         continue
-                    cells.append(eval_cell(trained, g, b, variant=s.name, variant_kind="trained", label=label,
-                                           extra={}, needs=[tc.id]))
+                    ec = eval_cell(trained, g, b, variant=s.name, variant_kind="trained", label=label, extra={},
+                                   needs=[tc.id])
+                    ec.upstream = [tc.fingerprint]
+                    cells.append(ec)
     for imp in study.imports:
         label = imp.model
         cells.append(ImportCell(id=f"import:{label}:{imp.name}", kind="import", name=imp.name, label=label,
