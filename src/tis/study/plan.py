@@ -129,6 +129,8 @@ def model_spec(m: ModelEntry) -> str:
 
 def train_source(m: ModelEntry) -> str:
     """The weights a training run starts from: demo, a local folder, or a hub id in the cache."""
+    if m.weights:
+        return m.weights
     spec = model_spec(m)
     kind, _, arg = spec.partition(":")
     if kind == "demo":

@@ -68,6 +68,8 @@ class ModelEntry(_Model):
     eval: dict[str, Any] = Field(default_factory=dict, description="EvalConfig keys for this model's cells")
     no_thinking: bool | None = Field(None, description="whether '<think>\\n\\n</think>' may be prefilled "
                                      "(unset: yes for <think>-tag families)")
+    weights: str | None = Field(None, description="the folder (or cached hub id) a training run starts from "
+                                "(unset: the hf: / vllm: path, else the profile's hub id)")
 
     _n = field_validator("name")(_check_name)
 
