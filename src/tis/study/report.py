@@ -84,8 +84,8 @@ def groups_plot(t: StudyTables) -> str:
             w = 0 if v is None else v * width
             out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 1}" fill="{colours[g]}">'
                        f'<title>{_esc(label)} {_esc(g)}: {"n/a" if v is None else f"{100 * v:.1f}%"}</title></rect>')
-            if v is not None:
-                out.append(f'<text x="{left + w + 3:.1f}" y="{y + bar - 3}">{100 * v:.0f}%</text>')
+            label = "n/a (nothing judged)" if v is None else f"{100 * v:.0f}%"
+            out.append(f'<text x="{left + w + 3:.1f}" y="{y + bar - 3}">{label}</text>')
             y += bar
         y += gap
     legend = " ".join(f'<span style="color:{colours[g]}">■ {_esc(g)} ({_esc(_metric(t, g))})</span>' for g in groups)
