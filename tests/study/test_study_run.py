@@ -194,3 +194,16 @@ def test_served_cells_run_side_by_side(server, study_file, tmp_path):
     assert not outcome.failed and len(outcome.ran) == 24
     assert list(outcome.results) == [c.id for c in load_plan(path, out=out).cells]  # reported in plan order
     assert all(v["status"] == "done" for v in read_state(out).values())
+
+
+def test_jobs_overlap_served_cells(study_file, tmp_path):
+    import time
+
+    with LoopbackServer(latency_s=0.15, model_ids=("reasoner", "base")) as slow:
+        path = study_file(slow.base_url, defences=[], judges=["refusal"], defaults={"concurrency": 1})
+        t0 = time.perf_counter()
+        outcome = run_study(load_plan(path, out=tmp_path / "out"), progress=False, jobs=8, write=lambda line: None)
+        wall = time.perf_counter() - t0
+    assert not outcome.failed and len(outcome.ran) == 8
+    serial = 8 * 6 * 0.15  # eight cells of six calls, one at a time each
+    assert wall < serial * 0.6, wall
