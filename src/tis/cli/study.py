@@ -18,7 +18,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "training runs; every cell is a run in the study folder and a re-run does only "
                                    "what is missing (docs/study.md).")
     ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    from tis.cli import group_help
+
+    p.set_defaults(func=group_help(p))
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("study", metavar="FILE_OR_NAME", help="a study file, or a shipped study's name (tis study list)")

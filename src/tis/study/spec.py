@@ -256,25 +256,10 @@ def _errors(path: Path, exc: ValidationError) -> str:
 
 def read_study(path: str | Path) -> StudyFile:
     """The study file, validated: keys, types, names and every cross reference."""
-    import yaml
+    from tis.core.config import read_yaml
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"study file {p} does not exist (tis study list shows the shipped ones)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"study file {p} is a folder, not a YAML file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"study file {p} is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read study file {p}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"study file {p} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    data = read_yaml(p, "study file", missing_hint=" (tis study list shows the shipped ones)")
     if not isinstance(data, dict):
         raise ConfigError(f"study file {p} must hold a mapping (keys: {', '.join(StudyFile.model_fields)})")
     try:
