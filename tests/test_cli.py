@@ -14,7 +14,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "src/tis/sources/data/safebench-
 
 def test_help_imports_no_heavy_module():
     code = ("import sys, tis.cli; tis.cli.build_parser().format_help(); "
-            "print(sorted(m for m in ('torch','transformers','trl','vllm','aiohttp','rich','PIL','numpy') if m in sys.modules))")
+            "print(sorted(m for m in ('torch','transformers','trl','peft','datasets','inspect_ai','pyarrow','vllm','aiohttp','rich','PIL','numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
