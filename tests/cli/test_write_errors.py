@@ -2,15 +2,14 @@
 generations)."""
 
 import errno
-import os
 import shutil
 import stat
-from pathlib import Path
 
 import pytest
 
 from tis.cli import main, os_error_message
 from tis.testing.openai_server import LoopbackServer
+from unprivileged import run_tis_unprivileged
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +35,30 @@ def read_only_copy(finished_run, tmp_path):
     for path in [*run.rglob("*"), run]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
-        (run / "probe").write_text("x")
-    except OSError:
         yield run
-    else:  # permissions are not enforced for this user (root)
-        (run / "probe").unlink()
-        pytest.skip("file permissions are not enforced for this user: no read-only folder to test with")
     finally:
         for path in [run, *run.rglob("*")]:
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
-def test_report_on_a_read_only_run_names_the_file_and_suggests_out(read_only_copy, capsys):
-    assert main(["report", str(read_only_copy)]) == 2
-    line = one_error_line(capsys)
+def one_error_line_of(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tis: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_report_on_a_read_only_run_names_the_file_and_suggests_out(read_only_copy):
+    code, _, err = run_tis_unprivileged("report", read_only_copy)
+    assert code == 2
+    line = one_error_line_of(err)
     assert f"cannot write the report {read_only_copy / 'report.html'}" in line and "--out" in line
     assert not (read_only_copy / "report.html").exists()
 
 
-def test_rejudging_a_read_only_run_is_one_line(read_only_copy, capsys):
-    assert main(["judge", str(read_only_copy), "--judge", "refusal", "--no-progress"]) == 2
-    line = one_error_line(capsys)
+def test_rejudging_a_read_only_run_is_one_line(read_only_copy):
+    code, _, err = run_tis_unprivileged("judge", read_only_copy, "--judge", "refusal", "--no-progress")
+    assert code == 2
+    line = one_error_line_of(err)
     assert str(read_only_copy) in line or "read-only" in line
 
 

@@ -4,10 +4,10 @@ and write errors that name the path."""
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
+from unprivileged import run_tis_unprivileged
 from run_builder import COMPLIED, REFUSED, SAFE, UNPARSED, UNSAFE, row, write_run
 
 from tis.render.export import JBB_JAILBREAK, JBB_PARAMETERS
@@ -166,9 +166,8 @@ def test_write_into_a_missing_folder_names_the_path(tmp_path, pngs, tis, fmt):
     assert f"cannot write {target}: folder {target.parent} does not exist" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 @pytest.mark.parametrize("fmt", ["jailbreakbench", "jsonl", "inspect", "hf"])
-def test_read_only_run_dir_names_the_path(tmp_path, pngs, tis, fmt):
+def test_read_only_run_dir_names_the_path(tmp_path, pngs, fmt):
     if fmt == "inspect":
         pytest.importorskip("inspect_ai")
     if fmt == "hf":
@@ -176,7 +175,7 @@ def test_read_only_run_dir_names_the_path(tmp_path, pngs, tis, fmt):
     run_dir = write_run(tmp_path / "run", _jbb_rows(pngs), judges=("harm",))
     run_dir.chmod(0o555)
     try:
-        code, out, err = tis("export", run_dir, "--format", fmt)
+        code, out, err = run_tis_unprivileged("export", run_dir, "--format", fmt)
     finally:
         run_dir.chmod(0o755)
     assert code == 2 and err.count("\n") == 1 and f"cannot write {run_dir}/" in err
