@@ -1,6 +1,5 @@
 """The `tis` command: fast start-up, and one clear line for each user mistake."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tis.sources.figstep import FIGSTEP_PROMPT, SafeBench, SafeBenchTiny, find_font, render_figstep_image
+from tis.sources.figstep import SafeBench, SafeBenchTiny, find_font, render_figstep_image
 from tis.core.errors import ConfigError, DataError
 from tis.core.types import ImagePart, TextPart
 

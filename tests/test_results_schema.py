@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import pytest
-from run_builder import SAFE, UNSAFE, row, write_run
+from run_builder import SAFE, row, write_run
 
 import tis
 from tis.core.errors import DataError

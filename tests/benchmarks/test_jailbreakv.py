@@ -3,7 +3,6 @@ import csv
 import pytest
 from bench_files import write_image
 
-from tis.sources.base import Problem
 from tis.sources.check import check_benchmark
 from tis.sources.jailbreakv import COLUMNS, JailbreakV28K
 from tis.core.errors import ConfigError, DataError

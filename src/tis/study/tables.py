@@ -18,7 +18,7 @@ from typing import Any
 from tis.core.stats import mcnemar_exact, paired_bootstrap, wilson
 from tis.results.compare import latex_escape
 from tis.results.metrics import pct
-from tis.study.plan import EvalCell, ImportCell, Plan
+from tis.study.plan import EvalCell, Plan
 
 SAFETY_GROUPS = ("jailbreak", "awareness")
 ORDER = ("jailbreak", "awareness", "over-refusal", "capability")
