@@ -38,12 +38,9 @@ class CapabilitySet(CustomJSONL):
 
     def _sample(self, line: str, number: int, file: Path, seen: set[str]) -> Sample | Problem:
         record = f"line {number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            return problem(file, record, f"not valid JSON ({exc.msg} at column {exc.colno})")
-        if not isinstance(item, dict):
-            return problem(file, record, f"should be a JSON object, found {type(item).__name__}")
+        item = self._json_object(line, number, file)
+        if isinstance(item, Problem):
+            return item
         if "answer" not in item:
             return problem(file, record, "missing answer (the reference answer)")
         answer = item.pop("answer")

@@ -69,14 +69,22 @@ class CustomJSONL(Benchmark):
                 if line.strip():
                     yield self._sample(line, number, file, seen)
 
-    def _sample(self, line: str, number: int, file: Path, seen: set[str]) -> Sample | Problem:
-        record = f"line {number}"
+    @staticmethod
+    def _json_object(line: str, number: int, file: Path) -> dict | Problem:
+        """One line of the file as a JSON object, or the problem naming the line."""
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            return problem(file, record, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            return problem(file, f"line {number}", f"not valid JSON ({exc.msg} at column {exc.colno})")
         if not isinstance(item, dict):
-            return problem(file, record, f"should be a JSON object, found {type(item).__name__}")
+            return problem(file, f"line {number}", f"should be a JSON object, found {type(item).__name__}")
+        return item
+
+    def _sample(self, line: str, number: int, file: Path, seen: set[str]) -> Sample | Problem:
+        record = f"line {number}"
+        item = self._json_object(line, number, file)
+        if isinstance(item, Problem):
+            return item
         unknown = sorted(set(item) - set(KEYS))
         if unknown:
             return problem(file, record, f"unknown key(s) {', '.join(unknown)}; expected {', '.join(KEYS)}")
