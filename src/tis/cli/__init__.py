@@ -37,8 +37,9 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
     """The `tis` parser with the commands of `modules` (names under tis.cli, or dotted module paths)."""
     parser = argparse.ArgumentParser(
         prog="tis",
-        description="Think in Safety: evaluate multimodal reasoning models on safety benchmarks, judging the "
-                    "thought and the answer separately.",
+        description="Think in Safety: evaluate multimodal reasoning models on safety benchmarks (judging the "
+                    "thought and the answer separately), build safety fine-tuning sets whose answers carry a "
+                    "safety-oriented thought, and fine-tune on them.",
     )
     parser.add_argument("--version", action="version", version=f"tis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
