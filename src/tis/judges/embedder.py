@@ -2,6 +2,11 @@
 
 Mean pooling over the tokens, then L2 normalisation: the model's published sentence-embedding
 recipe. Runs offline on CPU; torch and transformers are imported on the first `encode`.
+
+`layers=N` keeps the first N of the model's 6 transformer layers and pools their output (a cheaper
+encoder for a classifier fitted on those vectors). Texts are tokenized once, sorted by token count and
+batched with rows of the same count only, so no row is ever padded: a row's vector does not depend on
+the other rows in its batch (up to the last bits of the matrix kernels).
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ class Embedder:
     """
 
     def __init__(self, path: str | Path | None = None, *, batch_size: int = 32, max_length: int | None = None,
-                 threads: int | None = None, cache_size: int = 0):
+                 threads: int | None = None, cache_size: int = 0, layers: int | None = None):
         self.path = Path(path) if path else None
+        self.layers = layers
         self.batch_size = batch_size
         self.max_length = max_length
         self.threads = threads
@@ -67,8 +73,11 @@ class Embedder:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"model": MODEL_NAME, "package": PACKAGE, "version": package_version(),
-                "max_length": self.max_length or DEFAULT_MAX_LENGTH, "pooling": "mean", "normalize": True}
+        ident = {"model": MODEL_NAME, "package": PACKAGE, "version": package_version(),
+                 "max_length": self.max_length or DEFAULT_MAX_LENGTH, "pooling": "mean", "normalize": True}
+        if self.layers:
+            ident["layers"] = self.layers
+        return ident
 
     def load(self) -> None:
         """Load the tokenizer and model now (the first `encode` does it otherwise)."""
@@ -89,6 +98,12 @@ class Embedder:
         self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModel.from_pretrained(str(path), local_files_only=True)
         model.eval()
+        if self.layers:
+            total = len(model.encoder.layer)
+            if not 1 <= self.layers <= total:
+                raise ConfigError(f"embedder layers={self.layers}: the model has {total} layers")
+            model.encoder.layer = model.encoder.layer[:self.layers]
+            model.config.num_hidden_layers = self.layers
         self._model = model
         model_max = getattr(model.config, "max_position_embeddings", DEFAULT_MAX_LENGTH)
         self.max_length = min(self.max_length or DEFAULT_MAX_LENGTH, model_max)
@@ -115,18 +130,22 @@ class Embedder:
         self.load()
         import torch
 
-        # Similar lengths in one batch waste less on padding; rows go back in input order.
-        # Token counts are estimated from characters so the order is cheap and stable.
-        order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+        # Rows of one token count per batch: no padding, so no row depends on its neighbours, and no
+        # compute is spent on pad tokens. Rows go back in input order.
+        enc = self._tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: (len(enc[i]), i))
         out = np.empty((len(texts), DIM), dtype=np.float32)
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.batch_size and len(enc[batches[-1][0]]) == len(enc[i]):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                        max_length=self.max_length, return_tensors="pt")
-                hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            for idx in batches:
+                ids = torch.tensor([enc[i] for i in idx], dtype=torch.long)
+                hidden = self._model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                     token_type_ids=torch.zeros_like(ids)).last_hidden_state
+                pooled = torch.nn.functional.normalize(hidden.mean(1), p=2, dim=1)
                 out[idx] = pooled.float().numpy()
         return out

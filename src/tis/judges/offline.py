@@ -3,7 +3,7 @@ of harm looks at, trained from human labels of several sets at once, running on 
 
 Features (each column standardised with the fitting rows' mean and deviation):
   response  embedding of the response (all-MiniLM-L6-v2, mean pooled,
-            unit length, first 128 tokens)
+            unit length, first 64 tokens, first 4 of the 6 layers)
   request   embedding of the request (optional block; not in the shipped weights, see below)
   product   element-wise product of the two embeddings (optional block)
   cues      tis.judges.cues: refusal cues in the opening and anywhere, disclaimers, redirection, step
@@ -47,7 +47,7 @@ from tis.core.types import Generation, Sample, Target, Verdict, file_sha256
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "offline_judge.npz"
 FORMAT_VERSION = 2
 # the one inference path: the classifier sees the vectors it was fitted on
-EMBEDDER_SETTINGS = {"max_length": 128}
+EMBEDDER_SETTINGS = {"max_length": 64, "layers": 4}
 
 SPLIT_RULE = ('each set on its own: h = sha256(utf8(question + "\\x1f" + answer)); test if int.from_bytes(h[:8], "big") '
               '% 10 < 2, else validation if int.from_bytes(h[8:16], "big") % 5 == 0, else fitting')
