@@ -271,6 +271,8 @@ class GenerationExecutor:
         self._connection_failures = 0
         self._down: ServerUnreachable | None = None
         self._first_call_event: asyncio.Event | None = None
+        self._finished: list[tuple] = []  # calls finished in this turn of the event loop, not yet stored
+        self._finish_scheduled = False
 
     @property
     def first_call(self) -> asyncio.Event:
@@ -320,16 +322,19 @@ class GenerationExecutor:
         for g in todo:
             queue.put_nowait(g)
 
+        def deliver(records: list[GenerationRecord]) -> None:
+            for rec in records:
+                out[rec.key] = rec
+                if on_record is not None and rec.generation.status == "ok":
+                    on_record(rec)
+
         async def worker() -> None:
             while self._down is None:
                 try:
                     group = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                for rec in await self._generate_group(group):
-                    out[rec.key] = rec
-                    if on_record is not None and rec.generation.status == "ok":
-                        on_record(rec)
+                await self._generate_group(group, deliver)
 
         workers = [asyncio.create_task(worker()) for _ in range(min(in_flight, len(todo)))]
         try:
@@ -345,6 +350,7 @@ class GenerationExecutor:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._finish_calls()  # every finished call is stored before run() returns or raises
         return out
 
     def _resplit(self, record: GenerationRecord, request: GenerationRequest) -> GenerationRecord:
@@ -383,7 +389,9 @@ class GenerationExecutor:
         [outputs] = await call
         return outputs
 
-    async def _generate_group(self, group: _Group) -> list[GenerationRecord]:
+    async def _generate_group(self, group: _Group,
+                              deliver: Callable[[list[GenerationRecord]], None]) -> None:
+        """Make one group's call (with retries); its records go to `deliver` once stored."""
         attempt = 0
         need = max(r.index for r in group.requests) + 1
         while True:
@@ -394,12 +402,13 @@ class GenerationExecutor:
                     raise ModelError(f"the backend returned {len(outputs)} completions where {need} were asked for",
                                      retryable=True)
                 self._connection_failures = 0
-                latency = time.perf_counter() - t0
-                generations = []
-                for r in group.requests:
-                    g = self.split(outputs[r.index])
-                    generations.append(g.model_copy(update={"latency_s": latency, "attempts": attempt + 1}))
-                return self._record(group, generations)
+                # split, stored and handed on at the next turn of the event loop, together with the
+                # other calls finished in this one: the worker sends its next request first
+                self._finished.append((group, outputs, time.perf_counter() - t0, attempt + 1, deliver))
+                if not self._finish_scheduled:
+                    self._finish_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._finish_calls)
+                return
             except FatalModelError:
                 raise
             except ModelError as exc:
@@ -426,7 +435,30 @@ class GenerationExecutor:
                 error = f"{type(exc).__name__}: {exc}"
             failed = Generation(raw="", status="failed", error=error, attempts=attempt + 1,
                                 latency_s=time.perf_counter() - t0)
-            return self._record(group, [failed] * len(group.requests))
+            deliver(self._record(group, [failed] * len(group.requests)))
+            return
+
+    def _finish_calls(self) -> None:
+        """Split and store every call finished since the last turn (one transaction), then hand the
+        records on (to judging); runs at the next turn of the event loop, never later."""
+        self._finish_scheduled = False
+        finished, self._finished = self._finished, []
+        if not finished:
+            return
+        split = self.split
+        for group, outputs, latency, attempts, deliver in finished:
+            try:
+                generations = []
+                for r in group.requests:
+                    generations.append(split(outputs[r.index]).model_copy(
+                        update={"latency_s": latency, "attempts": attempts}))
+            except Exception as exc:  # a split bug must not lose the run: record it on the sample
+                log.exception("unexpected error generating %s", group.sample.id)
+                failed = Generation(raw="", status="failed", error=f"{type(exc).__name__}: {exc}",
+                                    attempts=attempts, latency_s=latency)
+                generations = [failed] * len(group.requests)
+            deliver(self._record(group, generations))
+        self.store.flush()
 
     def _server_down(self, exc: ModelError) -> None:
         if self._down is None:
@@ -470,6 +502,10 @@ class JudgingExecutor:
         self._load_called: asyncio.Event | None = None
         self._identities: dict[str, dict] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self.turn_budget_s = 0.002  # judging time per turn of the event loop (see _worker)
+        self._turn = 0  # turns of the event loop seen while judging
+        self._turn_spent = 0.0
+        self._turn_reset_scheduled = False
 
     def start(self, *, load: bool = True) -> None:
         """Start the workers and (unless `load=False`) loading every judge in the background;
@@ -574,7 +610,14 @@ class JudgingExecutor:
                         await asyncio.wait([ready])
                     if ready.cancelled() or ready.exception() is not None:
                         continue  # reported by join(); the judgement stays unstored
+                # judges working on the CPU share each turn of the event loop with the model calls:
+                # at most `turn_budget_s` of judging per turn, so a finished call's slot is refilled
+                # without waiting for a backlog of judgements
+                while self._turn_spent >= self.turn_budget_s:
+                    await asyncio.sleep(0)
                 async with self._limits[judge.id]:
+                    t0, turn = time.perf_counter(), self._turn
+                    self._schedule_new_turn()
                     try:
                         verdict = await judge.judge(request.sample, request.record.generation, request.target,
                                                     request.text)
@@ -583,10 +626,22 @@ class JudgingExecutor:
                                     request.target, exc)
                         verdict = Verdict(judge=judge.id, target=request.target, status="failed",
                                           error=str(exc)[:500])
+                    if self._turn == turn:  # judged within this turn: on the CPU (an awaited call is not)
+                        self._turn_spent += time.perf_counter() - t0
                 self._store(request, verdict)
                 self.progress.advance(self.label)
             finally:
                 self._queue.task_done()
+
+    def _schedule_new_turn(self) -> None:
+        if not self._turn_reset_scheduled:
+            self._turn_reset_scheduled = True
+            asyncio.get_running_loop().call_soon(self._new_turn)
+
+    def _new_turn(self) -> None:
+        self._turn += 1
+        self._turn_spent = 0.0
+        self._turn_reset_scheduled = False
 
     def _store(self, request: JudgeRequest, verdict: Verdict) -> None:
         rec = request.record
