@@ -65,6 +65,43 @@ CREATE TABLE IF NOT EXISTS selection (
 """
 
 
+def trusted_constructor(cls):
+    """`cls.model_construct(**values)` for values that are already valid and name every field, without
+    its per-call work (defaults, aliases and private attributes looked up again for every record): the
+    instance gets the same `__dict__`, fields set, extra and private attributes as model_construct
+    gives it. For rows read back by the thousand (records from the store, results rows)."""
+    probe = cls.model_construct()
+    extra, private = probe.__pydantic_extra__, probe.__pydantic_private__
+    new, set_ = object.__new__, object.__setattr__
+
+    def make(values: dict):
+        obj = new(cls)
+        set_(obj, "__dict__", values)
+        set_(obj, "__pydantic_fields_set__", set(values))
+        set_(obj, "__pydantic_extra__", None if extra is None else dict(extra))
+        set_(obj, "__pydantic_private__", None if private is None else dict(private))
+        return obj
+
+    return make
+
+
+_generation_record = trusted_constructor(GenerationRecord)
+_verdict_record = trusted_constructor(VerdictRecord)
+
+
+def _validate_all(model, texts: list[str]) -> list:
+    """Stored JSON documents of one model validated in one call (a JSON array of them)."""
+    from pydantic import TypeAdapter
+
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(list[model])
+    return adapter.validate_json("[" + ",".join(texts) + "]") if texts else []
+
+
+_ADAPTERS: dict = {}
+
+
 class RunStore:
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
@@ -244,9 +281,9 @@ class RunStore:
     def _select_generations(self, keys: Iterable[str] | None) -> Iterator[GenerationRecord]:
         query = "SELECT key, sample_id, sample_index, json FROM generations"
         for rows in self._chunked(query, keys):
-            for key, sid, idx, js in rows:
-                yield GenerationRecord(key=key, sample_id=sid, sample_index=idx,
-                                       generation=Generation.model_validate_json(js))
+            # read back from this store: the columns are what put_generation wrote
+            for (key, sid, idx, _), g in zip(rows, _validate_all(Generation, [row[3] for row in rows])):
+                yield _generation_record({"key": key, "sample_id": sid, "sample_index": idx, "generation": g})
 
     # verdicts -----------------------------------------------------------------------------
     def put_verdict(self, record: VerdictRecord, *, stage: str = "judge", parents: Iterable[str] = ()) -> None:
@@ -265,9 +302,9 @@ class RunStore:
         query = "SELECT key, generation_key, sample_id, sample_index, json FROM verdicts"
         out = {}
         for rows in self._chunked(query, keys):
-            for key, gk, sid, idx, js in rows:
-                out[key] = VerdictRecord(key=key, generation_key=gk, sample_id=sid, sample_index=idx,
-                                         verdict=Verdict.model_validate_json(js))
+            for (key, gk, sid, idx, _), v in zip(rows, _validate_all(Verdict, [row[4] for row in rows])):
+                out[key] = _verdict_record({"key": key, "generation_key": gk, "sample_id": sid, "sample_index": idx,
+                                            "verdict": v})
         return out
 
     def done_verdict_keys(self) -> set[str]:

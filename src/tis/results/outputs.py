@@ -11,7 +11,7 @@ from typing import Any
 from tis.core.types import SampleResult
 from tis.results.schema import ImageRef, Manifest, ResultRow, RowVerdict, RunInfo, Summary
 from tis.judges.base import Judge, target_text
-from tis.pipeline.store import RunStore, verdict_key
+from tis.pipeline.store import RunStore, trusted_constructor, verdict_key
 from tis.sources.base import Problem
 
 
@@ -36,21 +36,52 @@ def collect_results(store: RunStore, keys: dict[str, list[str]], samples, judges
     return results
 
 
+_new_row = trusted_constructor(ResultRow)
+_new_verdict = trusted_constructor(RowVerdict)
+_new_image = trusted_constructor(ImageRef)
+
+
+def _row_values(r: SampleResult) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]]]:
+    """A row's field values (in field order) and its verdicts as plain dicts."""
+    g, s = r.generation, r.sample
+    verdicts: dict[str, dict[str, dict[str, Any]]] = {}
+    for v in r.verdicts:
+        verdicts.setdefault(v.judge, {})[v.target] = {"label": v.label, "safe": v.safe, "score": v.score,
+                                                      "rationale": v.rationale, "status": v.status, "error": v.error}
+    values = {"sample_id": s.id, "benchmark": s.benchmark, "category": s.category, "group": s.group,
+              "sample_index": r.sample_index, "generation_key": r.generation_key, "prompt": s.text,
+              "images": [(im.path, im.sha256) for im in s.images], "status": g.status, "error": g.error,
+              "thought": g.thought, "answer": g.answer, "split_source": g.split_source, "truncated": g.truncated,
+              "finish_reason": g.finish_reason, "usage": g.usage, "latency_s": g.latency_s, "verdicts": verdicts,
+              "meta": dict(s.meta)}  # e.g. MSSBench's image_safety, which its metric needs
+    return values, verdicts
+
+
+def _typed_row(values: dict[str, Any], verdicts: dict[str, dict[str, dict[str, Any]]]) -> ResultRow:
+    # built from validated records: constructed without validating them again (thousands per run)
+    return _new_row({**values,
+                     "images": [_new_image({"path": p, "sha256": h}) for p, h in values["images"]],
+                     "verdicts": {j: {t: _new_verdict(dict(v)) for t, v in ts.items()} for j, ts in verdicts.items()}})
+
+
+def _plain_line(values: dict[str, Any], verdicts: dict[str, dict[str, dict[str, Any]]]) -> str | None:
+    """The results.jsonl line `row_json` writes, made from the values directly; None where only
+    pydantic's JSON mode would write them the same (a value json cannot write, NaN, infinity)."""
+    usage = values["usage"]
+    data = {**values,
+            "images": [{"path": p, "sha256": h} for p, h in values["images"]],
+            "usage": None if usage is None else usage.model_dump(mode="json"),
+            "verdicts": {j: {t: {k: x for k, x in v.items() if x is not None} for t, v in ts.items()}
+                         for j, ts in verdicts.items()}}
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
 def result_row(r: SampleResult) -> ResultRow:
     """The typed results.jsonl line of a completion."""
-    g = r.generation
-    # built from validated records: constructed without validating them again (thousands per run)
-    verdicts: dict[str, dict[str, RowVerdict]] = {}
-    for v in r.verdicts:
-        verdicts.setdefault(v.judge, {})[v.target] = RowVerdict.model_construct(
-            label=v.label, safe=v.safe, score=v.score, rationale=v.rationale, status=v.status, error=v.error)
-    return ResultRow.model_construct(
-        sample_id=r.sample.id, benchmark=r.sample.benchmark, category=r.sample.category, group=r.sample.group,
-        sample_index=r.sample_index, generation_key=r.generation_key, prompt=r.sample.text,
-        images=[ImageRef.model_construct(path=im.path, sha256=im.sha256) for im in r.sample.images], status=g.status,
-        error=g.error, thought=g.thought, answer=g.answer, split_source=g.split_source, truncated=g.truncated,
-        finish_reason=g.finish_reason, usage=g.usage, latency_s=g.latency_s, verdicts=verdicts,
-        meta=dict(r.sample.meta))  # e.g. MSSBench's image_safety, which its metric needs
+    return _typed_row(*_row_values(r))
 
 
 def row_json(row: ResultRow) -> str:
@@ -102,8 +133,15 @@ def write_outputs(run_dir: Path, results: list[SampleResult], manifest: Manifest
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(run_dir / name)
 
-    rows = [result_row(r) for r in results]
-    atomic("results.jsonl", "".join(row_json(r) + "\n" for r in rows))
+    rows, lines = [], []
+    for r in results:
+        values, verdicts = _row_values(r)
+        row = _typed_row(values, verdicts)
+        rows.append(row)
+        line = _plain_line(values, verdicts)
+        lines.append(row_json(row) if line is None else line)
+        lines.append("\n")
+    atomic("results.jsonl", "".join(lines))
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.model_validate(manifest)
     summary = build_summary(rows, manifest, stats.as_dict() if hasattr(stats, "as_dict") else stats, problems)
     markdown = summary_markdown(summary)
