@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,8 +267,9 @@ async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_spec
             keys = runner.keys or {s.id: runner.keys_for(s) for s in samples}
             from tis.results.outputs import collect_results, write_outputs  # not before the first request
 
-            results = collect_results(store, keys, samples, judges)
-            summary, markdown = write_outputs(run_dir, results, manifest, runner.stats, problems)
+            with gc_paused():
+                results = collect_results(store, keys, samples, judges)
+                summary, markdown = write_outputs(run_dir, results, manifest, runner.stats, problems)
         manifest["stats"] = stats.as_dict()
         write_manifest(run_dir, manifest)
         report = _write_report(run_dir) if cfg.report else None
@@ -274,6 +277,19 @@ async def _run_locked(cfg, run_dir, identity, bench, backend, judges, judge_spec
                           problems=problems, report=report)
     finally:
         store.close()
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while results are built: tens of thousands of new objects, none in
+    a cycle, would otherwise set off full collections over the whole heap. Restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def rejudge(run_dir: str | Path, judges: list[str], *, progress: bool = True) -> RunOutcome:
@@ -338,8 +354,9 @@ async def _rejudge(run_dir: Path, judge_specs: list[str], progress: bool) -> Run
         manifest["judges"] = [{"spec": spec, "id": j.id} for spec, j in specs.values()]
         from tis.results.outputs import collect_results, write_outputs
 
-        results = collect_results(store, keys, samples, judges)
-        summary, markdown = write_outputs(run_dir, results, manifest, stats, [])
+        with gc_paused():
+            results = collect_results(store, keys, samples, judges)
+            summary, markdown = write_outputs(run_dir, results, manifest, stats, [])
         write_manifest(run_dir, manifest)
     finally:
         store.close()
