@@ -153,6 +153,18 @@ def _delimiter_re(delimiter: str) -> re.Pattern[str]:
     return re.compile(r"\s*".join(re.escape(t) for t in tokens), re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
+def _delimiter_lead(delimiter: str) -> str | None:
+    """A character every match of the delimiter starts with (`<` for `<think>`), when there is one: its
+    first token is a single character without letter case, which IGNORECASE matches only as itself.
+    A text without it holds no match, and needs no regular-expression search."""
+    tokens = re.findall(r"\w+|\S", delimiter)
+    if not tokens or len(tokens[0]) != 1:
+        return None
+    c = tokens[0]
+    return c if c.lower() == c == c.upper() else None
+
+
 @lru_cache(maxsize=64)
 def _marker_re(marker: str) -> re.Pattern[str]:
     words = r"\s+".join(re.escape(w) for w in marker.split())
@@ -169,14 +181,20 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-@dataclass
 class _Text:
-    """An output with its quoted regions found once."""
+    """An output with its quoted regions and its delimiters found once (`auto` tries every family's
+    delimiters on one text)."""
 
-    text: str
+    def __init__(self, text: str):
+        self.text = text
+        self._spans: list[tuple[int, int]] | None = None
+        self._found: dict[str, list[re.Match[str]]] = {}
 
-    def __post_init__(self) -> None:
-        self.spans = _code_spans(self.text)
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        if self._spans is None:  # only asked for where a delimiter is found
+            self._spans = _code_spans(self.text)
+        return self._spans
 
     def quoted(self, m: re.Match[str]) -> bool:
         s, e = m.start(), m.end()
@@ -187,9 +205,15 @@ class _Text:
         return bool(before) and bool(after) and before in _QUOTES and after in _QUOTES
 
     def find(self, delimiter: str) -> list[re.Match[str]]:
-        if not delimiter.strip():
-            return []
-        return [m for m in _delimiter_re(delimiter).finditer(self.text) if not self.quoted(m)]
+        found = self._found.get(delimiter)
+        if found is None:
+            lead = _delimiter_lead(delimiter) if delimiter.strip() else ""
+            if not delimiter.strip() or (lead is not None and lead not in self.text):
+                found = []
+            else:
+                found = [m for m in _delimiter_re(delimiter).finditer(self.text) if not self.quoted(m)]
+            self._found[delimiter] = found
+        return list(found)  # callers may change their list
 
     def at_line_edge(self, m: re.Match[str]) -> bool:
         line_start = self.text.rfind("\n", 0, m.start()) + 1
@@ -244,9 +268,9 @@ class _Result:
 # the splitters, one per kind
 
 
-def _split_tags(text: str, fmt: ThoughtFormat, template_opened: bool) -> _Result | None:
+def _split_tags(text: str, fmt: ThoughtFormat, template_opened: bool, t: _Text | None = None) -> _Result | None:
     """`template_opened`: the prompt opened the thought, so an output without tags is all thought."""
-    t = _Text(text)
+    t = t or _Text(text)
     opens, closes = t.find(fmt.open), t.find(fmt.close)
     answer_opens = t.find(fmt.answer_open)
     starts_open = bool(opens) and not text[:opens[0].start()].strip()
@@ -311,17 +335,17 @@ def _answer_part(t: _Text, start: int, fmt: ThoughtFormat, answer_opens: list[re
     return _strip_partial(t.text[opening.end():], [fmt.answer_close]).strip(), False
 
 
-def _answer_tags_only(text: str, fmt: ThoughtFormat) -> str | None:
+def _answer_tags_only(text: str, fmt: ThoughtFormat, t: _Text | None = None) -> str | None:
     """An output with `<answer>` tags and no thought: the answer is their content."""
-    t = _Text(text)
+    t = t or _Text(text)
     opens = t.find(fmt.answer_open)
     if not opens or text[:opens[0].start()].strip():
         return None
     return _answer_part(t, 0, fmt, opens)[0]
 
 
-def _split_stages(text: str, fmt: ThoughtFormat) -> _Result | None:
-    t = _Text(text)
+def _split_stages(text: str, fmt: ThoughtFormat, t: _Text | None = None) -> _Result | None:
+    t = t or _Text(text)
     thought_tags = [m for s in fmt.thought_stages
                     for m in t.find(fmt.stage_open.format(s)) + t.find(fmt.stage_close.format(s))]
     answer_opens = t.find(fmt.stage_open.format(fmt.answer_stage))
@@ -357,11 +381,12 @@ def _split_markers(text: str, fmt: ThoughtFormat) -> _Result | None:
 def _split_text(text: str, fmt: ThoughtFormat, *, template_opened: bool) -> _Result:
     result: _Result | None = None
     if fmt.kind == "auto":
+        t = _Text(text)  # one text for every family: its quoted regions and delimiters found once
         candidates = [r for name in _AUTO_FAMILIES
-                      if (r := _split_text_kind(text, FORMATS[name], template_opened=False)) is not None]
+                      if (r := _split_text_kind(text, FORMATS[name], template_opened=False, t=t)) is not None]
         result = min(candidates, key=lambda r: r.first) if candidates else None
         if result is None:
-            answer = _answer_tags_only(text, FORMATS["r1"])
+            answer = _answer_tags_only(text, FORMATS["r1"], t)
             if answer is not None:
                 return _Result("", answer, "none")
     else:
@@ -373,11 +398,12 @@ def _split_text(text: str, fmt: ThoughtFormat, *, template_opened: bool) -> _Res
     return result or _Result("", text.strip(), "none")
 
 
-def _split_text_kind(text: str, fmt: ThoughtFormat, *, template_opened: bool) -> _Result | None:
+def _split_text_kind(text: str, fmt: ThoughtFormat, *, template_opened: bool,
+                     t: _Text | None = None) -> _Result | None:
     if fmt.kind in ("tags", "prefilled"):
-        return _split_tags(text, fmt, template_opened)
+        return _split_tags(text, fmt, template_opened, t)
     if fmt.kind == "stages":
-        return _split_stages(text, fmt)
+        return _split_stages(text, fmt, t)
     if fmt.kind in ("markdown", "plain"):
         return _split_markers(text, fmt)
     return None
