@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 from pydantic import Field
 
 from tis.core.errors import ConfigError, FatalModelError, ModelError
@@ -217,6 +218,8 @@ class OpenAIBackend(ModelBackend):
         self.model = model
         self.base_urls = clean
         self._auths = auths
+        self._endpoints: list[URL] | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
         #: the URLs as they may be shown: credentials replaced by ***
         self.shown_urls = [redact_url(u).rstrip("/") for u in urls]
         self.api_key_env = api_key_env
@@ -412,8 +415,11 @@ class OpenAIBackend(ModelBackend):
         base = self.base_urls[replica]
         self._outstanding[replica] += 1
         try:
-            async with session.post(f"{base}/chat/completions", data=data, headers=self._auths[replica],
-                                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
+            if self._endpoints is None:  # parsed once, not for every request
+                self._endpoints = [URL(f"{b}/chat/completions") for b in self.base_urls]
+                self._timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            async with session.post(self._endpoints[replica], data=data, headers=self._auths[replica],
+                                    timeout=self._timeout) as resp:
                 status = resp.status
                 raw = await resp.read()
         except TimeoutError:
