@@ -176,6 +176,7 @@ class Progress:
                                   TimeRemainingColumn(), console=console, disable=not enabled, transient=False,
                                   get_time=time.monotonic, refresh_per_second=4)
         self._tasks: dict[str, int] = {}
+        self._enabled = enabled
 
     def __enter__(self) -> "Progress":
         self._rich.__enter__()
@@ -194,7 +195,8 @@ class Progress:
         self._rich.update(task, total=(self._rich.tasks[task].total or 0) + n)
 
     def advance(self, label: str, n: int = 1) -> None:
-        self._rich.advance(self._task(label), n)
+        if self._enabled:  # nothing is shown: no bookkeeping for every record
+            self._rich.advance(self._task(label), n)
 
 
 class _NoProgress:
