@@ -154,6 +154,14 @@ class JudgeRequest:
     parents: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Judgeable:
+    """A stored generation whose judgements are still to be queued (see submit_generation)."""
+
+    record: GenerationRecord
+    sample: Sample
+
+
 # progress -----------------------------------------------------------------------------------
 class Progress:
     """One rich progress display shared by the executors of a pipeline (off: a no-op)."""
@@ -275,6 +283,7 @@ class GenerationExecutor:
         self._first_call_event: asyncio.Event | None = None
         self._finished: list[tuple] = []  # calls finished in this turn of the event loop, not yet stored
         self._finish_scheduled = False
+        self._deliver_error: Exception | None = None
 
     @property
     def first_call(self) -> asyncio.Event:
@@ -353,6 +362,9 @@ class GenerationExecutor:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._finish_calls()  # every finished call is stored before run() returns or raises
+        if self._deliver_error is not None:
+            error, self._deliver_error = self._deliver_error, None
+            raise error
         return out
 
     def _resplit(self, record: GenerationRecord, request: GenerationRequest) -> GenerationRecord:
@@ -459,7 +471,11 @@ class GenerationExecutor:
                 failed = Generation(raw="", status="failed", error=f"{type(exc).__name__}: {exc}",
                                     attempts=attempts, latency_s=latency)
                 generations = [failed] * len(group.requests)
-            deliver(self._record(group, generations))
+            records = self._record(group, generations)
+            try:
+                deliver(records)
+            except Exception as exc:  # the caller's on_record failed: run() raises it once the calls are stored
+                self._deliver_error = self._deliver_error or exc
         self.store.flush()
 
     def _server_down(self, exc: ModelError) -> None:
@@ -505,6 +521,7 @@ class JudgingExecutor:
         self._identities: dict[str, dict] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.turn_budget_s = 0.002  # judging time per turn of the event loop (see _worker)
+        self._error: Exception | None = None  # raised by join()
         self._turn = 0  # turns of the event loop seen while judging
         self._turn_spent = 0.0
         self._turn_reset_scheduled = False
@@ -547,9 +564,17 @@ class JudgingExecutor:
         return out
 
     def submit_generation(self, record: GenerationRecord, sample: Sample) -> None:
+        """Queue every judge x target of a generation. Its requests are made by a worker, in the
+        judging time of a later turn (their keys are hashes), not on the generation's path."""
         if record.generation.status != "ok":
             return
-        for request in self.requests_for(record, sample):
+        if self._queue is None:
+            self.start()
+        assert self._queue is not None
+        self._queue.put_nowait(_Judgeable(record, sample))
+
+    def _submit_judgeable(self, item: "_Judgeable") -> None:
+        for request in self.requests_for(item.record, item.sample):
             self.submit(request)
 
     def submit(self, request: JudgeRequest) -> None:
@@ -579,6 +604,8 @@ class JudgingExecutor:
                     join.cancel()
                     raise task.exception()
             self._ready = {k: t for k, t in self._ready.items() if not t.done()}
+        if self._error is not None:
+            raise self._error
 
     async def run(self, requests: Iterable[JudgeRequest]) -> dict[str, VerdictRecord]:
         requests = list(requests)
@@ -601,7 +628,20 @@ class JudgingExecutor:
     async def _worker(self) -> None:
         assert self._queue is not None
         while True:
-            request: JudgeRequest = await self._queue.get()
+            request: JudgeRequest | _Judgeable = await self._queue.get()
+            if isinstance(request, _Judgeable):
+                try:
+                    while self._turn_spent >= self.turn_budget_s:
+                        await asyncio.sleep(0)
+                    t0 = time.perf_counter()
+                    self._schedule_new_turn()
+                    self._submit_judgeable(request)
+                    self._turn_spent += time.perf_counter() - t0
+                except Exception as exc:  # a bug making the requests stops the run (join raises it)
+                    self._error = self._error or exc
+                finally:
+                    self._queue.task_done()
+                continue
             judge = request.judge
             try:
                 if not self._load_called.is_set():
