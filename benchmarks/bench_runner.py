@@ -74,9 +74,10 @@ def main() -> None:
                     data=str(data), concurrency=args.concurrency, out=str(work / "runs"), name="bench",
                     progress=False, max_tokens=64, report=False)  # bench_report_size.py times the report
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         outcome = tis.evaluate(**argv)
         wall = time.perf_counter() - t0
+        ended = time.time()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         ideal = args.concurrency / args.latency
@@ -89,6 +90,8 @@ def main() -> None:
             first, last = con.execute("SELECT MIN(created), MAX(created) FROM generations").fetchone()
         # the generation phase: from the first request (one latency before the first answer) to the last answer
         generation_phase = last - first + args.latency
+        before_first = first - args.latency - started  # start-up: reading, hashing, storing the sample set
+        after_last = ended - last  # the last judgements, results.jsonl and the summary
         tis_cmd = str(Path(sys.executable).with_name("tis"))
         t1 = time.perf_counter()
         rerun = subprocess.run([tis_cmd, "eval", "--model", "openai:loopback", "--judge", "refusal", "--base-url", f"http://127.0.0.1:{port}/v1",
@@ -107,6 +110,8 @@ def main() -> None:
     print(f"throughput: {achieved:.1f} samples/s of ideal {ideal:.1f} -> {100 * achieved / ideal:.1f}% of ideal")
     print(f"generation phase alone: {generation_phase:.2f} s -> "
           f"{100 * args.samples / generation_phase / ideal:.1f}% of ideal")
+    print(f"before the generation phase (start-up): {before_first:.2f} s; after it (last verdicts, outputs): "
+          f"{after_last:.2f} s")
     print(f"harness CPU time: {cpu:.2f} s total, {1000 * cpu / args.samples:.2f} ms per sample")
     print(f"peak memory (max RSS) of the harness process: {cpu1.ru_maxrss / 1024:.0f} MiB")
     print(f"re-run of the finished run with `tis eval`: {rerun_wall:.2f} s, exit {rerun.returncode}, "
