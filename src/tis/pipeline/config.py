@@ -7,15 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tis.core.config import cli as _cli
 from tis.core.errors import ConfigError
-
-
-def _cli(group: str, metavar: str | None = None, *aliases: str) -> dict:
-    """Flag settings for `tis.core.config.add_config_flags`: help group, metavar, extra flag names."""
-    cli: dict = {"group": group, "aliases": list(aliases)}
-    if metavar:
-        cli["metavar"] = metavar
-    return {"cli": cli}
 
 
 class EvalConfig(BaseModel):

@@ -56,19 +56,13 @@ def build_backend(cfg: EvalConfig) -> ModelBackend:
     """The backend `--model KIND[:MODEL]` names, with its options validated by the backend's own
     options model. A setting is passed when the backend takes it; one the backend does not take is
     an error only when it was changed from its default. `model_options` go to the backend as given."""
-    from tis.models import build_model, options_model
+    from tis.models import build_model, settings_options
 
     kind, _, arg = cfg.model.partition(":")
-    fields = options_model(kind).model_fields
-    options: dict[str, Any] = {}
+    settings = {key: (getattr(cfg, key), EvalConfig.model_fields[key].get_default(call_default_factory=True))
+                for key in _BACKEND_SETTINGS}
+    options = settings_options(kind, settings)  # a setting the backend does not take is refused by name below
     flags: dict[str, str] = dict(_BACKEND_SETTINGS)
-    for key in _BACKEND_SETTINGS:
-        value = getattr(cfg, key)
-        default = EvalConfig.model_fields[key].get_default(call_default_factory=True)
-        if key in fields and value not in (None, [], {}):
-            options[key] = value
-        elif key not in fields and value != default:
-            options[key] = value  # refused below, naming the flag and the backend
     for key, value in cfg.model_options.items():
         options[key], flags[key] = value, f"--model-set {key}=..."
     if arg:
