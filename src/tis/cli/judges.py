@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tis.cli import group_help
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("judges", help="list, train and calibrate judges",
                        description="List the registered judges, train the offline judge from human labels, "
                                    "or measure a judge's agreement with human labels.")
     jsub = p.add_subparsers(dest="judges_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: _help(p))
+    p.set_defaults(func=group_help(p))
 
     lp = jsub.add_parser("list", help="the registered judges with summaries",
                          description="One row per judge (--judge NAME). Piped: tab-separated rows without a "
@@ -79,19 +81,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.set_defaults(func=calibrate)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
 def list_judges(args: argparse.Namespace) -> int:
+    from tis.cli.listing import print_registry
     from tis.judges import JUDGES
 
-    from tis.cli.listing import print_listing
-
-    entries = JUDGES.entries()
-    return print_listing(args, ("judge", "summary"), [(e.name, e.summary) for e in entries],
-                         [{"name": e.name, "summary": e.summary, "target": e.target} for e in entries])
+    return print_registry(args, JUDGES, "judge")
 
 
 def train(args: argparse.Namespace) -> int:
