@@ -44,7 +44,7 @@ def parse_label(value: Any) -> int | None:
     return None
 
 
-def _records(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, Any]], list[str]]:
+def read_records(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, Any]], list[str]]:
     """The file's records and the column names they have (in first-seen order)."""
     import codecs
 
@@ -83,6 +83,8 @@ def _records(path: Path, encoding: str = "utf-8-sig") -> tuple[list[dict[str, An
                 raise DataError(f"{path}: expected a JSON list of objects (one per labelled response)")
         else:
             raise DataError(f"{path}: unknown labels file type '{path.suffix}'; use .csv, .json or .jsonl")
+    except FileNotFoundError:
+        raise DataError(f"labels file not found: {path}") from None
     except OSError as exc:
         raise DataError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -104,7 +106,7 @@ def read_labelled(path: str | Path, prompt_col: str = "question", response_col: 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels file not found: {path}")
-    records, columns = _records(path, encoding)
+    records, columns = read_records(path, encoding)
     if (prompt_col, response_col, label_col) == KNOWN_LAYOUTS[0] and not set(KNOWN_LAYOUTS[0]) <= set(columns):
         for layout in KNOWN_LAYOUTS[1:]:
             if set(layout) <= set(columns):

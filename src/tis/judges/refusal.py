@@ -16,10 +16,8 @@ For jailbreak sets `complied` is read as unsafe (the usual refusal-matching ASR 
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -240,20 +238,11 @@ def _refusal_label(value: str, path: Path, n: int, col: str) -> int:
 
 def read_refusal_rows(path: str | Path, *, response_col: str = "completion", label_col: str = "final_label",
                       group_col: str = "model", encoding: str = "utf-8-sig") -> list[tuple[str, int, str]]:
-    """(completion, 1 if refused, group) per row of an XSTest-style CSV."""
+    """(completion, 1 if refused, group) per row of an XSTest-style CSV (or JSON / JSONL)."""
+    from tis.judges.labelled import read_records
+
     path = Path(path)
-    try:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with path.open(encoding=encoding, newline="") as f:
-            reader = csv.DictReader(f)
-            records = list(reader)
-            columns = list(reader.fieldnames or [])
-    except FileNotFoundError:
-        raise DataError(f"refusal labels file not found: {path}") from None
-    except LookupError:
-        raise DataError(f"{path}: unknown text encoding {encoding!r} (--encoding)") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not {encoding} text (byte {exc.start}); name its encoding with --encoding") from None
+    records, columns = read_records(path, encoding)
     missing = [c for c in (response_col, label_col) if c not in columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the file has: {', '.join(columns)}")
