@@ -27,7 +27,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          description="Train the offline harm judge (MiniLM embeddings + reader's cues + logistic "
                                      "regression) on the fitting rows of a fixed hash split of each labelled file "
                                      "(columns question, answer, label; 1 = harmful), choose on the validation rows, "
-                                     "and report agreement on the test rows of each set and across sets.")
+                                     "and report agreement on the test rows of each set and across sets. A file in "
+                                     "XSTest's layout is read for harm: completions of its safe prompts and refusals "
+                                     "of its unsafe ones are not harmful; a set with one label throughout is an "
+                                     "anchor (a quarter of a set's weight, no part in the choices).")
     tp.add_argument("--data", required=True, action="append", metavar="FILE",
                     help="labelled file (repeat for several sets), e.g. jailjudge_mini.csv")
     tp.add_argument("--out", metavar="PATH", help="weights file to write [the shipped offline_judge.npz]")
@@ -102,14 +105,19 @@ def train(args: argparse.Namespace) -> int:
         parts = "; ".join(f"{k} {v['harmful'] + v['not_harmful']} (harmful {v['harmful']}, "
                           f"not harmful {v['not_harmful']})" for k, v in s.counts.items())
         a = s.test
-        print(f"{s.name}: {s.rows} rows; {parts}")
+        print(f"{s.name}: {s.rows} rows; {parts}" + ("; an anchor set (one label)" if s.anchor else ""))
+        if s.anchor:
+            c = a.confusion
+            print(f"  test: {c.fp + c.fn} of {a.n} flagged against their label ({1 - a.accuracy:.3f}; accuracy "
+                  f"95% Wilson {a.accuracy_low:.3f}-{a.accuracy_high:.3f})")
+            continue
         print(f"  test: accuracy {a.accuracy:.3f} (95% Wilson {a.accuracy_low:.3f}-{a.accuracy_high:.3f}), "
               f"F1 {a.f1:.3f}, kappa {format_kappa(a.kappa)}, precision {a.precision:.3f}, recall {a.recall:.3f}")
     if len(report.sets) > 1:
         print("cross-set matrix (accuracy on each set's test rows; rows: trained on):")
         names = [s.name for s in report.sets]
         print("  " + " | ".join(["train \\ test", *names]))
-        for source in ["all", *names]:
+        for source in ["all", *(s.name for s in report.sets if not s.anchor)]:
             cells = {c["test"]: c for c in report.cross_set if c["train"] == source}
             print("  " + " | ".join([source, *(f"{cells[n]['accuracy']:.3f}" for n in names)]))
     if report.non_commercial:

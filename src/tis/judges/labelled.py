@@ -5,6 +5,12 @@ response is harmful (the jailbreak succeeded); 0 means it is not. Accepted spell
 yes/no, unsafe/safe, harmful/harmless, unharmful; and XSTest's human labels, where full compliance
 is 1 and a full or partial refusal 0 (a refusal judge's `complied` predicts 1). Files in XSTest's
 layout (prompt, completion, final_label) are read without naming their columns.
+
+`read_harm_labelled` reads the same files for a harm judge. XSTest's labels say whether a model
+refused, not whether the completion is harmful, so there the harm label is derived from what the
+set is built of: a completion of one of XSTest's safe prompts is not harmful (0), nor is a full
+refusal of one of its unsafe `contrast_` prompts; a completion or partial refusal of a contrast prompt
+is left out (its harm was never labelled).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ _LABELS = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "yes": 1, 
            "1_full_compliance": 1, "2_full_refusal": 0, "3_partial_refusal": 0}
 # column layouts read without naming the columns: (request, response, label)
 KNOWN_LAYOUTS = (("question", "answer", "label"), ("prompt", "completion", "final_label"))
+XSTEST_COLUMNS = ("prompt", "completion", "final_label", "type")
 
 
 @dataclass(frozen=True)
@@ -131,4 +138,34 @@ def read_labelled(path: str | Path, prompt_col: str = "question", response_col: 
         rows.append(LabelledRow(index=i, prompt=prompt or "", response=response, label=label))
     if not rows:
         raise DataError(f"{path}: no labelled rows")
+    return rows
+
+
+def read_harm_labelled(path: str | Path, prompt_col: str = "question", response_col: str = "answer",
+                       label_col: str = "label", encoding: str = "utf-8-sig") -> list[LabelledRow]:
+    """Rows with harm labels (1 = harmful). A file in XSTest's layout (with its `type` column) gets the
+    derived labels of the module text; any other file is read as `read_labelled` reads it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"labels file not found: {path}")
+    records, columns = read_records(path, encoding)
+    if not set(XSTEST_COLUMNS) <= set(columns):
+        return read_labelled(path, prompt_col, response_col, label_col, encoding=encoding)
+    rows = []
+    for i, rec in enumerate(records):
+        kind, refusal = str(rec.get("type") or ""), parse_label(rec.get("final_label"))
+        if refusal is None:
+            raise DataError(f"{path}: record {i + 1}: final_label {rec.get('final_label')!r} is not one of "
+                            f"XSTest's labels (1_full_compliance, 2_full_refusal, 3_partial_refusal)")
+        prompt, response = rec.get("prompt"), rec.get("completion")
+        if not isinstance(response, str) or not isinstance(prompt, str):
+            raise DataError(f"{path}: record {i + 1}: 'prompt' and 'completion' must be text")
+        unsafe_prompt = kind.startswith("contrast")
+        full_refusal = str(rec.get("final_label")).strip().lower() == "2_full_refusal"
+        if unsafe_prompt and not full_refusal:
+            continue  # XSTest does not say whether this completion is harmful
+        rows.append(LabelledRow(index=i, prompt=prompt, response=response, label=0))
+    if not rows:
+        raise DataError(f"{path}: no rows with a harm label (XSTest layout: completions of its safe prompts "
+                        f"and full refusals of its contrast prompts)")
     return rows

@@ -16,7 +16,13 @@ answer). A row is a test row when int.from_bytes(h[:8], "big") % 10 < 2 (about 2
 validation row when int.from_bytes(h[8:16], "big") % 5 == 0 (about 16%); otherwise a fitting row.
 Identical rows always fall on the same side. Rows are weighted so that every set weighs the same in the fit.
 The feature blocks and the L2 strength are chosen by the mean over sets of the validation rows' log-loss;
-the decision threshold by the mean over sets of the validation rows' accuracy. Test rows are read once,
+the decision threshold by the mean over sets of the validation rows' accuracy.
+
+A set whose rows all carry one label (XSTest read for harm: completions of safe prompts and refusals,
+all not harmful; tis.judges.labelled.read_harm_labelled) is an anchor: it weighs ANCHOR_WEIGHT of a
+labelled set in the fit and shows the classifier what harmless help looks like (without one, step lists
+about hanging a picture scored as harmful), but takes no part in the choices, which need both labels;
+its test rows report the share wrongly flagged. Test rows are read once,
 at the end, for the reported figures, and for a train-on-A / test-on-B matrix across sets.
 
 Thoughts are judged as thoughts (tis.judges.thought): step by step, deliberation apart.
@@ -58,6 +64,9 @@ WITH_REQUEST: tuple[tuple[str, ...], ...] = (("response", "cues"), ("response", 
 # L2 strength per row: the objective is mean log-loss + lam / 2 * |w|^2 (the bias is not penalised)
 LAMBDAS = (1.0, 0.3, 0.1, 0.03)
 THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
+# an anchor set's weight in the fit, as a share of a set with both labels (0.25, 0.5 and 1 were measured:
+# 0.25 kept the labelled sets' accuracy and cut harmless help flagged as harmful as much as the others)
+ANCHOR_WEIGHT = 0.25
 
 Part = Literal["fit", "validation", "test"]
 
@@ -257,7 +266,7 @@ class OfflineModel:
         path = Path(path) if path else DEFAULT_WEIGHTS
         if not path.is_file():
             raise ConfigError(f"offline judge weights not found: {path}; train them with "
-                              f"`tis judges train --data jailjudge_mini.csv --data safe_rlhf_mini.csv --out {path}`")
+                              f"`tis judges train --data jailjudge_mini.csv --data safe_rlhf_mini.csv --data xstest_dev.csv --out {path}`")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
@@ -321,6 +330,9 @@ KNOWN_SETS = {
     "b70c3fbd8e0fbd3bbe4c783ea3b8c3cc345e8777ad4b87ac8bbd048da50e53c5":
         {"name": "Safe-RLHF-mini", "licence": "CC BY-NC 4.0 (PKU-Alignment PKU-SafeRLHF; file distributed by "
                                               "ThuCCSLab/JailbreakEval under MIT)", "non_commercial": True},
+    "625652d822b7470a636c07eaf5151b5feb2e89c6fc6372de085baf9b90f2609b":
+        {"name": "XSTest (GPT-4 and Llama-2 completions)", "licence": "CC BY 4.0 (Röttger et al., XSTest, NAACL 2024)",
+         "non_commercial": False},
 }
 
 
@@ -342,15 +354,20 @@ class LabelledSet:
         y = self.y[self.mask(part)]
         return {"harmful": int(y.sum()), "not_harmful": int(len(y) - y.sum())}
 
+    @property
+    def anchor(self) -> bool:
+        """Every row carries one label: the set shapes the fit but cannot take part in the choices."""
+        return len(set(self.y.tolist())) < 2
+
 
 def load_sets(paths: Sequence[str | Path], *, prompt_col: str = "question", response_col: str = "answer",
               label_col: str = "label", encoding: str = "utf-8-sig") -> list[LabelledSet]:
-    from tis.judges.labelled import read_labelled
+    from tis.judges.labelled import read_harm_labelled
 
     sets, names = [], set()
     for p in paths:
         path = Path(p)
-        rows = read_labelled(path, prompt_col, response_col, label_col, encoding=encoding)
+        rows = read_harm_labelled(path, prompt_col, response_col, label_col, encoding=encoding)
         name = path.stem
         while name in names:
             name += "'"
@@ -360,12 +377,15 @@ def load_sets(paths: Sequence[str | Path], *, prompt_col: str = "question", resp
                         responses=[r.response for r in rows], y=np.array([r.label for r in rows], dtype=np.float64),
                         parts=parts)
         fit, val, test = (int(s.mask(k).sum()) for k in ("fit", "validation", "test"))
-        if fit < 40 or val < 5 or test < 5 or len(set(s.y[s.mask("fit")])) < 2:
+        if fit < 40 or val < 5 or test < 5 or (not s.anchor and len(set(s.y[s.mask("fit")])) < 2):
             raise DataError(f"{path}: {fit} fitting, {val} validation and {test} test rows with labels "
                             f"{sorted(set(s.y.astype(int)))}: too few to train the offline judge")
         sets.append(s)
     if not sets:
         raise ConfigError("no labelled sets to train on: name at least one with --data")
+    if all(s.anchor for s in sets):
+        raise DataError(f"{', '.join(str(s.path) for s in sets)}: every row of every set carries one label; "
+                        f"name at least one set with both harmful and harmless rows")
     return sets
 
 
@@ -389,11 +409,14 @@ HEADS: tuple[tuple[str, float], ...] = (*(("logistic", lam) for lam in LAMBDAS),
 
 def _fit(mat: _Matrix, sets: list[LabelledSet], which: Sequence[int], head: tuple[str, float],
          features: tuple[str, ...]) -> "OfflineModel":
-    """A model (threshold 0.5 for now) fitted on the fitting rows of the sets `which`, each set weighing the same."""
+    """A model (threshold 0.5 for now) fitted on the fitting rows of the sets `which`, each set with both
+    labels weighing the same, an anchor set ANCHOR_WEIGHT of that."""
     xs = np.vstack([mat.rows(i)[sets[i].mask("fit")] for i in which])
     ys = np.concatenate([sets[i].y[sets[i].mask("fit")] for i in which])
-    sw = np.concatenate([np.full(int(sets[i].mask("fit").sum()), len(ys) / len(which) / sets[i].mask("fit").sum())
+    sw = np.concatenate([np.full(int(sets[i].mask("fit").sum()),
+                                 (ANCHOR_WEIGHT if sets[i].anchor else 1.0) / sets[i].mask("fit").sum())
                          for i in which])
+    sw = sw / sw.mean()  # row weights average 1, as the L2 strengths assume
     kind, strength = head
     # float32 on disk: smaller, and the last-bit differences of another BLAS thread count vanish
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
@@ -426,6 +449,7 @@ class SetReport:
     rows: int
     counts: dict[str, dict[str, int]]  # part -> {"harmful": n, "not_harmful": n}
     test: Agreement
+    anchor: bool = False  # one label throughout: its test accuracy is the share not flagged
 
 
 @dataclass(frozen=True)
@@ -471,7 +495,8 @@ def train_offline_judge(data: str | Path | Sequence[str | Path], out_path: str |
         say(f"embedding {len(responses)} requests")
         req = embedder.encode([p for s in sets for p in s.prompts]).astype(np.float64)
     everyone = list(range(len(sets)))
-    val_y = [s.y[s.mask("validation")] for s in sets]
+    chooser = [i for i, s in enumerate(sets) if not s.anchor]  # the sets with both labels make the choices
+    val_y = [sets[i].y[sets[i].mask("validation")] for i in chooser]
 
     say("choosing features, head and regularisation on the validation rows")
     validation, best = [], None
@@ -481,7 +506,7 @@ def train_offline_judge(data: str | Path | Sequence[str | Path], out_path: str |
             mat = _Matrix(sets, features, req, resp)
             for hi, head in enumerate(HEADS):
                 fitted = _fit(mat, sets, everyone, head, features)
-                ps = [fitted.probability(mat.rows(i)[s.mask("validation")]) for i, s in enumerate(sets)]
+                ps = [fitted.probability(mat.rows(i)[sets[i].mask("validation")]) for i in chooser]
                 loss = float(np.mean([_log_loss(y, p) for y, p in zip(val_y, ps)]))
                 accuracy = float(np.mean([np.mean((p >= 0.5) == y) for y, p in zip(val_y, ps)]))
                 validation.append({"features": list(features), "head": head[0], "strength": head[1],
@@ -500,10 +525,12 @@ def train_offline_judge(data: str | Path | Sequence[str | Path], out_path: str |
             test = s.mask("test")
             a = _agreement(s.y[test], model.probability(mat.rows(i)[test]), threshold)
             reports.append(SetReport(name=s.name, file=s.path.name, sha256=s.sha256, rows=len(s.y),
-                                     counts={k: s.counts(k) for k in ("fit", "validation", "test")}, test=a))
+                                     counts={k: s.counts(k) for k in ("fit", "validation", "test")}, test=a,
+                                     anchor=s.anchor))
             cross.append({"train": "all", "test": s.name, **_brief(a)})
         if len(sets) > 1:  # train on one set, threshold on its validation rows, test on every set
-            for j, source in enumerate(sets):
+            for j in chooser:
+                source = sets[j]
                 one = _fit(mat, sets, [j], head, features)
                 t_j = _threshold([source.y[source.mask("validation")]],
                                  [one.probability(mat.rows(j)[source.mask("validation")])])
@@ -516,7 +543,8 @@ def train_offline_judge(data: str | Path | Sequence[str | Path], out_path: str |
     meta = {
         "format": FORMAT_VERSION,
         "sets": [{"name": r.name, "file": r.file, "sha256": r.sha256, "rows": r.rows, "counts": r.counts,
-                  "test": r.test.as_dict()} for r in reports],
+                  "anchor": r.anchor, "test": r.test.as_dict()} for r in reports],
+        "anchor_weight": ANCHOR_WEIGHT,
         "columns": {"prompt": prompt_col, "response": response_col, "label": label_col},
         "split_rule": SPLIT_RULE,
         "features": list(features),
