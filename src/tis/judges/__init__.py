@@ -13,7 +13,8 @@ JUDGES.register("refusal-phrases", "tis.judges.refusal:PhraseRefusalJudge",
                 "answers only")
 JUDGES.register("offline", "tis.judges.offline:OfflineJudge",
                 "offline harm classifier (MiniLM embeddings + reader's cues) trained on JAILJUDGE-mini (MIT) and "
-                "Safe-RLHF-mini (CC BY-NC 4.0: NON-COMMERCIAL use only); thoughts judged step by step; "
+                "Safe-RLHF-mini (CC BY-NC 4.0: NON-COMMERCIAL use only), XSTest's harmless completions "
+                "(CC BY 4.0) as an anchor; thoughts judged step by step; "
                 "unsafe / safe with P(unsafe); optional argument: a weights file")
 JUDGES.register("reference", "tis.judges.reference:ReferenceJudge",
                 "capability: correct / incorrect against the item's reference answer (exact, multiple choice, "
