@@ -77,6 +77,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--rows", choices=("all", "test"), default="all",
                     help="all rows, or only the test rows of the offline judge's fixed split (rows it never "
                          "saw when it was trained on that file) [all]")
+    cp.add_argument("--xstest", choices=("refusal", "harm"), default="refusal",
+                    help="how a file in XSTest's layout is read: refusal (1 = full compliance, people's labels; "
+                         "for refusal judges) or harm (completions of its safe prompts and full refusals of its "
+                         "unsafe ones, all not harmful; the rest left out; for harm judges) [refusal]")
     cp.add_argument("--prompt-col", default="question", metavar="COL", help="request column [question]")
     cp.add_argument("--response-col", default="answer", metavar="COL", help="response column [answer]")
     cp.add_argument("--label-col", default="label", metavar="COL", help="label column, 1 = harmful [label]")
@@ -153,7 +157,7 @@ def calibrate(args: argparse.Namespace) -> int:
     from tis.core.errors import ConfigError
     from tis.judges.agreement import format_agreement
     from tis.judges.calibrate import build_judge, calibrate_rows, format_table, table_row
-    from tis.judges.labelled import read_labelled
+    from tis.judges.labelled import read_harm_labelled, read_labelled
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
@@ -163,7 +167,8 @@ def calibrate(args: argparse.Namespace) -> int:
         JUDGES.entry(spec.partition(":")[0])  # an unknown name is reported before any file is read
     sets = []
     for path in args.labels:
-        rows = read_labelled(path, args.prompt_col, args.response_col, args.label_col, encoding=args.encoding)
+        read = read_harm_labelled if args.xstest == "harm" else read_labelled
+        rows = read(path, args.prompt_col, args.response_col, args.label_col, encoding=args.encoding)
         if args.rows == "test":
             from tis.judges.offline import is_held_out
 
@@ -180,7 +185,9 @@ def calibrate(args: argparse.Namespace) -> int:
                 table.append(table_row(result.judge, Path(path).stem, result, truth, predicted))
                 for error in result.errors:
                     print(f"  {result.judge} on {path}: failed: {error}")
-        print(f"rows: {args.rows}; label 1 = harmful (XSTest files: 1 = full compliance)")
+        xstest = ("1 = full compliance" if args.xstest == "refusal"
+                  else "harmless completions only, --xstest harm")
+        print(f"rows: {args.rows}; label 1 = harmful (XSTest files: {xstest})")
         print(format_table(table))
         return 0 if all(r.calibration.agreement is not None for r in table) else 1
     (path, rows), spec = sets[0], args.judge[0]
