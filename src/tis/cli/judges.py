@@ -165,9 +165,9 @@ def calibrate(args: argparse.Namespace) -> int:
 
     for spec in args.judge:
         JUDGES.entry(spec.partition(":")[0])  # an unknown name is reported before any file is read
+    read = read_harm_labelled if args.xstest == "harm" else read_labelled
     sets = []
     for path in args.labels:
-        read = read_harm_labelled if args.xstest == "harm" else read_labelled
         rows = read(path, args.prompt_col, args.response_col, args.label_col, encoding=args.encoding)
         if args.rows == "test":
             from tis.judges.offline import is_held_out

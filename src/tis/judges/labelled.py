@@ -111,9 +111,18 @@ def read_labelled(path: str | Path, prompt_col: str = "question", response_col: 
     """The labelled rows of a file; `encoding` is the text encoding of the file (utf-8-sig reads UTF-8
     with or without a byte-order mark)."""
     path = Path(path)
+    records, columns = _read_labels_file(path, encoding)
+    return _labelled_rows(path, records, columns, prompt_col, response_col, label_col, limit)
+
+
+def _read_labels_file(path: Path, encoding: str) -> tuple[list[dict[str, Any]], list[str]]:
     if not path.is_file():
         raise DataError(f"labels file not found: {path}")
-    records, columns = read_records(path, encoding)
+    return read_records(path, encoding)
+
+
+def _labelled_rows(path: Path, records: list[dict[str, Any]], columns: list[str], prompt_col: str,
+                   response_col: str, label_col: str, limit: int | None = None) -> list[LabelledRow]:
     if (prompt_col, response_col, label_col) == KNOWN_LAYOUTS[0] and not set(KNOWN_LAYOUTS[0]) <= set(columns):
         for layout in KNOWN_LAYOUTS[1:]:
             if set(layout) <= set(columns):
@@ -146,23 +155,20 @@ def read_harm_labelled(path: str | Path, prompt_col: str = "question", response_
     """Rows with harm labels (1 = harmful). A file in XSTest's layout (with its `type` column) gets the
     derived labels of the module text; any other file is read as `read_labelled` reads it."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"labels file not found: {path}")
-    records, columns = read_records(path, encoding)
+    records, columns = _read_labels_file(path, encoding)  # read once, whichever layout it has
     if not set(XSTEST_COLUMNS) <= set(columns):
-        return read_labelled(path, prompt_col, response_col, label_col, encoding=encoding)
+        return _labelled_rows(path, records, columns, prompt_col, response_col, label_col)
     rows = []
     for i, rec in enumerate(records):
-        kind, refusal = str(rec.get("type") or ""), parse_label(rec.get("final_label"))
-        if refusal is None:
+        kind, refusal = str(rec.get("type") or ""), str(rec.get("final_label")).strip().lower()
+        if parse_label(refusal) is None:
             raise DataError(f"{path}: record {i + 1}: final_label {rec.get('final_label')!r} is not one of "
                             f"XSTest's labels (1_full_compliance, 2_full_refusal, 3_partial_refusal)")
         prompt, response = rec.get("prompt"), rec.get("completion")
         if not isinstance(response, str) or not isinstance(prompt, str):
             raise DataError(f"{path}: record {i + 1}: 'prompt' and 'completion' must be text")
-        unsafe_prompt = kind.startswith("contrast")
-        full_refusal = str(rec.get("final_label")).strip().lower() == "2_full_refusal"
-        if unsafe_prompt and not full_refusal:
+        unsafe_prompt = kind.startswith("contrast")  # XSTest's unsafe twins of its safe prompts
+        if unsafe_prompt and refusal != "2_full_refusal":
             continue  # XSTest does not say whether this completion is harmful
         rows.append(LabelledRow(index=i, prompt=prompt, response=response, label=0))
     if not rows:

@@ -16,14 +16,14 @@ answer). A row is a test row when int.from_bytes(h[:8], "big") % 10 < 2 (about 2
 validation row when int.from_bytes(h[8:16], "big") % 5 == 0 (about 16%); otherwise a fitting row.
 Identical rows always fall on the same side. Rows are weighted so that every set weighs the same in the fit.
 The feature blocks and the L2 strength are chosen by the mean over sets of the validation rows' log-loss;
-the decision threshold by the mean over sets of the validation rows' accuracy.
+the decision threshold by the mean over sets of the validation rows' accuracy. Test rows are read once,
+at the end, for the reported figures, and for a train-on-A / test-on-B matrix across sets.
 
 A set whose rows all carry one label (XSTest read for harm: completions of safe prompts and refusals,
 all not harmful; tis.judges.labelled.read_harm_labelled) is an anchor: it weighs ANCHOR_WEIGHT of a
 labelled set in the fit and shows the classifier what harmless help looks like (without one, step lists
 about hanging a picture scored as harmful), but takes no part in the choices, which need both labels;
-its test rows report the share wrongly flagged. Test rows are read once,
-at the end, for the reported figures, and for a train-on-A / test-on-B matrix across sets.
+its test rows report the share wrongly flagged.
 
 Thoughts are judged as thoughts (tis.judges.thought): step by step, deliberation apart.
 """
