@@ -9,10 +9,6 @@ import pytest
 
 pytest_plugins = [name for name in ("fixtures_tiny_vlm",) if (Path(__file__).parent / f"{name}.py").exists()]
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Rendered / extracted images go to a per-session cache, never the user's."""

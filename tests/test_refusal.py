@@ -1,26 +1,18 @@
 import asyncio
 import csv
-import os
 from pathlib import Path
 
 import pytest
 
+from shared_data import SHARED_DATA, shared_file
 from tis.core.errors import ConfigError, DataError
 from tis.core.types import Generation, Sample, TextPart
 from tis.judges.refusal import (DEFAULT_REFUSAL_MODEL, PhraseRefusalJudge, RefusalJudge, RefusalModel,
                                 compile_phrases, find_refusal, read_refusal_rows, train_refusal_judge)
 
 REPO = Path(__file__).resolve().parents[1]
-XSTEST = REPO / ".." / "shared" / "data" / "judge" / "xstest_dev.csv"
+XSTEST = SHARED_DATA / "judge" / "xstest_dev.csv"
 XSTEST_SHA256 = "625652d822b7470a636c07eaf5151b5feb2e89c6fc6372de085baf9b90f2609b"
-
-
-def shared_file(path: Path) -> Path:
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing: CI must have the shared data folder beside the repository")
-        pytest.skip(f"{path} not found (the shared data folder beside the repository)")
-    return path
 
 
 @pytest.mark.parametrize("text, phrase", [

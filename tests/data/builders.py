@@ -60,20 +60,3 @@ def build_config(path: Path, *, base_url: str, sources: list[dict], out: Path, *
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
-
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    """A file under shared/data: missing, the test fails in CI (CI=true) and is skipped elsewhere."""
-    import os
-
-    import pytest
-
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing")
-        pytest.skip(f"{path} is missing")
-    return path

@@ -439,7 +439,7 @@ def test_flags_override_the_file_and_their_paths_are_relative_to_the_working_fol
 
 
 def test_refiltering_the_released_tis_sample(tmp_path):
-    from data.builders import shared_file
+    from shared_data import shared_file
 
     sample = shared_file("tis-sample/train_data_sample.json")
     records = json.loads(sample.read_text())

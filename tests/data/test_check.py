@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from data.builders import png, shared_file
+from data.builders import png
+from shared_data import shared_file
 from tis.cli import main
 from tis.data.check import check_file
 from tis.testing.openai_server import LoopbackServer

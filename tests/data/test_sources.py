@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from data.builders import png, shared_file, vlguard_train
+from data.builders import png, vlguard_train
+from shared_data import shared_file
 from tis.core.errors import ConfigError, DataError
 from tis.sources.train_base import TRAIN_SOURCES, SourceItem, SourceProblem, load_source
 

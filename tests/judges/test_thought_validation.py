@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from shared_data import SHARED_DATA, shared_file
 from tis.judges.thought_data import FRAMES, framed_thoughts, labelled_thoughts, part_of, tis_thoughts
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-TIS = SHARED / "tis-sample" / "train_data_sample.json"
-SETS = [SHARED / "judge" / "jailjudge_mini.csv", SHARED / "judge" / "safe_rlhf_mini.csv"]
-
-
-def shared_file(path: Path) -> Path:
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing: CI must have the shared data folder beside the repository")
-        pytest.skip(f"{path} not found (the shared data folder beside the repository)")
-    return path
+TIS = SHARED_DATA / "tis-sample" / "train_data_sample.json"
+SETS = [SHARED_DATA / "judge" / "jailjudge_mini.csv", SHARED_DATA / "judge" / "safe_rlhf_mini.csv"]
 
 
 def test_tis_thoughts_are_the_records_thoughts():

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from shared_data import SHARED_DATA, shared_file
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-TIS_SAMPLE = SHARED / "tis-sample" / "train_data_sample.json"
+TIS_SAMPLE = SHARED_DATA / "tis-sample" / "train_data_sample.json"
 
 
 def tis_records() -> list[dict]:
     """The 70 released TiS records (the shared sample); CI must have them, elsewhere the test skips."""
-    if not TIS_SAMPLE.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the TiS sample is missing at {TIS_SAMPLE} (the shared data folder beside the repository)")
-        pytest.skip(f"the TiS sample is not at {TIS_SAMPLE}")
-    return json.loads(TIS_SAMPLE.read_text(encoding="utf-8"))
+    return json.loads(shared_file(TIS_SAMPLE).read_text(encoding="utf-8"))
 
 
 def write_images(root: Path, records: list[dict]) -> None:
